@@ -1,0 +1,617 @@
+"""The one place that decides HTTP policy for Graph, Assets and the Entra authority.
+
+Each request goes through a few short layers, one concern each::
+
+    Http.request ── retry loop (tenacity): which outcomes retry, how long to wait, the run's budget
+        └── _attempt ── rate limiter, auth headers, timeouts, CA bundle, one send, stats
+              └── _check ── status / body → value or a typed ``ApiError``
+
+Retry policy: 429, 502, 503, 504, connection errors, read timeouts and truncated JSON bodies are
+retried for idempotent requests, honouring ``Retry-After`` (integer seconds, decimal seconds
+``2.128``, comma decimals ``0,120`` and HTTP-dates), else capped exponential backoff with full
+jitter. A POST is idempotent only when the caller says so; otherwise only a 429 or a connection
+that was never made (nothing reached the server) is retried. Every retry costs tokens from a
+per-run ``RetryBudget`` and a single wait longer than ``max_retry_wait_s`` ends the request at
+once, so a throttling storm ends in a clear error instead of a hang.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import requests
+import structlog
+from requests.adapters import HTTPAdapter
+from tenacity import RetryCallState, Retrying, retry_if_exception
+
+from importer import __version__
+from importer.errors import (
+    ApiError,
+    RetryBudgetExceeded,
+    TransportError,
+    api_error_for_status,
+)
+
+__all__ = [
+    "USER_AGENT",
+    "Clock",
+    "Http",
+    "HttpResponse",
+    "HttpSettings",
+    "RateLimiter",
+    "RequestRecord",
+    "RequestStats",
+    "RetryBudget",
+    "SystemClock",
+    "parse_retry_after",
+    "route_template",
+]
+
+USER_AGENT = f"importer/{__version__} (Entra ID to Jira Assets sync; python-requests/{requests.__version__})"
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+_log = structlog.get_logger("importer.http")
+
+
+class Clock(Protocol):
+    """Time as the HTTP layer sees it; tests inject a fake one."""
+
+    def monotonic(self) -> float:
+        """Seconds on a monotonic clock."""
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``."""
+
+    def now(self) -> datetime:
+        """Wall-clock time, timezone-aware (for HTTP-date Retry-After values)."""
+
+
+class SystemClock:
+    """The real clock."""
+
+    def monotonic(self) -> float:
+        """Seconds on the process's monotonic clock."""
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep for real."""
+        if seconds > 0:
+            time.sleep(seconds)
+
+    def now(self) -> datetime:
+        """Current UTC time."""
+        return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpSettings:
+    """HTTP policy values (built from the ``http`` config section)."""
+
+    timeout_s: float = 30.0
+    connect_timeout_s: float = 10.0
+    ca_bundle: str | None = None
+    max_retries: int = 6
+    max_retry_wait_s: float = 120.0
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 60.0
+    retry_budget: int = 500
+    requests_per_minute: float | None = None
+    max_concurrency: int = 8
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Return the wait a ``Retry-After`` header asks for, in seconds, or None if absent or unreadable.
+
+    Accepts integer seconds, decimal seconds (``2.128``, seen from Graph ``$batch``), comma
+    decimals (``0,120``, seen from Graph in some locales) and RFC 9110 HTTP-dates.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    number = text.replace(",", ".", 1) if re.fullmatch(r"\d+,\d+", text) else text
+    try:
+        seconds = float(number)
+    except ValueError:
+        pass
+    else:
+        return max(seconds, 0.0) if seconds == seconds else None  # NaN is unreadable
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
+
+
+_ID_SEGMENT = re.compile(
+    r"^(?:\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|[A-Za-z0-9_\-]{24,}|[A-Z][A-Z0-9]*-\d+|.*[@%].*|.*\(.*\).*)$"
+)
+
+
+def route_template(url: str) -> str:
+    """Reduce a URL to a route template: path only, ids and other per-object parts as ``{id}``.
+
+    >>> route_template("https://graph.microsoft.com/v1.0/devices/8c2b1a40-3f1e-4a52-9f3e-1d2c3b4a5f60/registeredOwners?$top=1")
+    '/v1.0/devices/{id}/registeredOwners'
+    """
+    path = urlsplit(url).path or "/"
+    parts = [("{id}" if _ID_SEGMENT.match(p) else p) for p in path.split("/")]
+    return "/".join(parts) or "/"
+
+
+class RetryBudget:
+    """A token bucket that bounds retries across a whole run (the AWS SDK "standard" design).
+
+    Each retry costs ``retry_cost`` tokens (``timeout_cost`` after a timeout); a request that
+    succeeds at the first attempt refunds one token and one that succeeds after retries refunds
+    what its retries cost. An empty bucket means "stop retrying; fail this run".
+    """
+
+    def __init__(self, capacity: int = 500, *, retry_cost: int = 5, timeout_cost: int = 10) -> None:
+        self.capacity = capacity
+        self.retry_cost = retry_cost
+        self.timeout_cost = timeout_cost
+        self._tokens = capacity
+        self._lock = threading.Lock()
+
+    @property
+    def tokens(self) -> int:
+        """Tokens left."""
+        return self._tokens
+
+    def try_spend(self, *, timeout: bool = False) -> int | None:
+        """Take the cost of one retry; return the cost taken, or None when the bucket is too low."""
+        cost = self.timeout_cost if timeout else self.retry_cost
+        with self._lock:
+            if self._tokens < cost:
+                return None
+            self._tokens -= cost
+            return cost
+
+    def refund(self, amount: int) -> None:
+        """Give tokens back after a success."""
+        with self._lock:
+            self._tokens = min(self.capacity, self._tokens + amount)
+
+
+class RateLimiter:
+    """A token bucket limiting requests per minute, shared by every thread that holds it.
+
+    Written here rather than taken from a library because it must run on the injected clock
+    (tests check the rate without sleeping) and it is a dozen lines.
+    """
+
+    def __init__(self, per_minute: float, *, burst: float | None = None, clock: Clock | None = None) -> None:
+        if per_minute <= 0:
+            raise ValueError("per_minute must be positive")
+        self.rate = per_minute / 60.0
+        self.burst = burst if burst is not None else max(1.0, min(per_minute / 60.0, 10.0))
+        self._clock = clock or SystemClock()
+        self._tokens = self.burst
+        self._last = self._clock.monotonic()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Block until a request may go; return the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock.monotonic()
+                self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+                self._last = now
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return waited
+                delay = (1.0 - self._tokens) / self.rate
+            self._clock.sleep(delay)
+            waited += delay
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestRecord:
+    """One HTTP attempt, as counted for metrics (a route template, never ids or query values)."""
+
+    service: str
+    method: str
+    route: str
+    status: int | None
+    duration_s: float
+    attempt: int
+
+
+@dataclass(slots=True)
+class RequestStats:
+    """Counts of HTTP attempts by service, method, route template and status; thread-safe."""
+
+    counts: Counter[tuple[str, str, str, int | None]] = field(default_factory=Counter)
+    throttled_waits: int = 0
+    waited_s: float = 0.0
+    observers: list[Callable[[RequestRecord], None]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, rec: RequestRecord) -> None:
+        """Count one attempt and tell the observers (e.g. Prometheus counters)."""
+        with self._lock:
+            self.counts[(rec.service, rec.method, rec.route, rec.status)] += 1
+        for observer in self.observers:
+            observer(rec)
+
+    def record_wait(self, seconds: float) -> None:
+        """Count a wait caused by throttling or backoff."""
+        with self._lock:
+            self.throttled_waits += 1
+            self.waited_s += seconds
+
+    def total(self, service: str | None = None) -> int:
+        """Attempts made, for one service or all."""
+        with self._lock:
+            return sum(n for (svc, *_), n in self.counts.items() if service in (None, svc))
+
+    def by_service(self) -> dict[str, int]:
+        """Attempts per service."""
+        out: Counter[str] = Counter()
+        with self._lock:
+            for (svc, *_), n in self.counts.items():
+                out[svc] += n
+        return dict(out)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """A successful (or explicitly accepted) response with its JSON body already parsed."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+    text: str
+    url: str
+
+
+class _Retry(Exception):
+    """Internal: an attempt failed in a way that may be retried."""
+
+    def __init__(self, error: ApiError, *, retry_after: float | None, timeout: bool, sent: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+        self.timeout = timeout
+        self.sent = sent  # False when the request certainly never reached the server
+
+
+HeaderProvider = Callable[[], Mapping[str, str]]
+
+
+class Http:
+    """A requests session with the importer's timeouts, retries, rate limit and accounting.
+
+    Args:
+        service: name used in stats and errors (``graph``, ``assets``, ``authority``, ``jira``).
+        settings: timeouts, retry limits, CA bundle.
+        stats: shared request counter (one per run is typical).
+        budget: shared retry budget (one per run).
+        limiter: shared rate limiter (one per installation and service).
+        headers: a callable giving extra headers per attempt (e.g. a fresh bearer token).
+        clock: injected time source.
+        session: a ready session (tests); by default a new one with a pool sized for the
+            configured concurrency.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        settings: HttpSettings | None = None,
+        *,
+        stats: RequestStats | None = None,
+        budget: RetryBudget | None = None,
+        limiter: RateLimiter | None = None,
+        headers: HeaderProvider | None = None,
+        clock: Clock | None = None,
+        session: requests.Session | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.service = service
+        self.settings = settings or HttpSettings()
+        self.stats = stats if stats is not None else RequestStats()
+        self.budget = budget if budget is not None else RetryBudget(self.settings.retry_budget)
+        self.limiter = limiter
+        self._headers = headers
+        self.clock: Clock = clock or SystemClock()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.session = session or self._new_session()
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        pool = max(10, self.settings.max_concurrency * 2)
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        session.headers["User-Agent"] = USER_AGENT
+        session.headers["Accept"] = "application/json"
+        return session
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self.session.close()
+
+    # -- public calls -----------------------------------------------------------------------
+
+    def get_json(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        route: str | None = None,
+    ) -> Any:
+        """GET ``url`` and return its parsed JSON body."""
+        return self.request("GET", url, params=params, headers=headers, route=route).body
+
+    def post_json(
+        self,
+        url: str,
+        body: Any,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        route: str | None = None,
+        idempotent: bool = False,
+    ) -> Any:
+        """POST a JSON body and return the parsed JSON answer."""
+        return self.request(
+            "POST", url, json_body=body, params=params, headers=headers, route=route, idempotent=idempotent
+        ).body
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        data: Mapping[str, str] | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        route: str | None = None,
+        idempotent: bool | None = None,
+        expect_json: bool = True,
+        accept_statuses: frozenset[int] = frozenset(),
+    ) -> HttpResponse:
+        """Send a request under the retry policy and return the response.
+
+        Args:
+            idempotent: whether the request may be repeated safely; defaults to True for GET,
+                HEAD, PUT, DELETE and OPTIONS and False for POST and PATCH.
+            expect_json: parse the body as JSON (an empty body gives None); a body that does not
+                parse is a ``TransportError`` (retried when idempotent).
+            accept_statuses: error statuses returned to the caller instead of raised.
+        """
+        method = method.upper()
+        route = route or route_template(url)
+        safe = idempotent if idempotent is not None else method in _IDEMPOTENT_METHODS
+        refund = {"amount": 0}
+
+        def should_retry(exc: BaseException) -> bool:
+            if not isinstance(exc, _Retry):
+                return False
+            # A non-idempotent request is repeated only when the server cannot have acted on it.
+            return safe or exc.error.status == 429 or not exc.sent
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            assert isinstance(exc, _Retry)
+            cost = self.budget.try_spend(timeout=exc.timeout)
+            if cost is None:
+                raise RetryBudgetExceeded(
+                    f"{self.service} {method} {route}: retry budget exhausted "
+                    f"(last error: {exc.error}); the service is failing or throttling too much, "
+                    "try again later"
+                ) from exc.error
+            refund["amount"] += cost
+            retry_after = exc.retry_after
+            if retry_after is not None:
+                if retry_after > self.settings.max_retry_wait_s:
+                    raise RetryBudgetExceeded(
+                        f"{self.service} {method} {route}: the server asked to wait {retry_after:.0f} s "
+                        f"(Retry-After), more than http.max_retry_wait_s={self.settings.max_retry_wait_s:g}"
+                    ) from exc.error
+                # Retry-After is a minimum: add a little jitter on top, never subtract.
+                delay = retry_after + self._rng.uniform(0, min(1.0, retry_after * 0.1 + 0.05))
+            else:
+                ceiling = min(
+                    self.settings.backoff_cap_s,
+                    self.settings.backoff_base_s * (2 ** (state.attempt_number - 1)),
+                )
+                delay = self._rng.uniform(0, ceiling)
+            self.stats.record_wait(delay)
+            _log.debug("request_retry_scheduled", service=self.service, method=method, route=route,
+                       attempt=state.attempt_number, wait_s=round(delay, 3))
+            return delay
+
+        retrying = Retrying(
+            sleep=self.clock.sleep,
+            stop=lambda state: state.attempt_number > self.settings.max_retries,
+            wait=wait,
+            retry=retry_if_exception(should_retry),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    number = attempt.retry_state.attempt_number
+                    response = self._attempt(
+                        method, url, route, number, params=params, json_body=json_body, data=data,
+                        headers=headers, expect_json=expect_json, accept_statuses=accept_statuses,
+                    )
+                    self.budget.refund(refund["amount"] if refund["amount"] else 1)
+                    return response
+        except _Retry as exc:
+            raise exc.error from None
+        raise AssertionError("unreachable")  # pragma: no cover - tenacity either returns or raises
+
+    # -- one attempt ------------------------------------------------------------------------
+
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        route: str,
+        attempt: int,
+        *,
+        params: Mapping[str, str] | None,
+        json_body: Any,
+        data: Mapping[str, str] | str | None,
+        headers: Mapping[str, str] | None,
+        expect_json: bool,
+        accept_statuses: frozenset[int],
+    ) -> HttpResponse:
+        if self.limiter is not None:
+            waited = self.limiter.acquire()
+            if waited:
+                self.stats.record_wait(waited)
+        merged: dict[str, str] = dict(self._headers() if self._headers else {})
+        if headers:
+            merged.update(headers)
+        started = self.clock.monotonic()
+        status: int | None = None
+        try:
+            resp = self.session.request(
+                method,
+                url,
+                params=params,
+                json=json_body,
+                data=data,
+                headers=merged,
+                timeout=(self.settings.connect_timeout_s, self.settings.timeout_s),
+                # An explicit bundle must win over REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, which
+                # requests would otherwise merge over a session-level `verify`.
+                verify=self.settings.ca_bundle or True,
+            )
+            status = resp.status_code
+            return self._check(resp, method, route, expect_json=expect_json, accept=accept_statuses)
+        except requests.exceptions.ConnectTimeout as exc:
+            raise self._transport(method, route, "connect timeout", exc, timeout=True, sent=False) from None
+        except requests.exceptions.ReadTimeout as exc:
+            raise self._transport(method, route, "read timeout", exc, timeout=True, sent=True) from None
+        except requests.exceptions.SSLError as exc:
+            raise self._fatal_transport(method, route, "TLS verification failed", exc) from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            sent = not _never_connected(exc)
+            raise self._transport(method, route, "connection error", exc, timeout=False, sent=sent) from None
+        finally:
+            duration = self.clock.monotonic() - started
+            self.stats.record(RequestRecord(service=self.service, method=method, route=route,
+                                            status=status, duration_s=duration, attempt=attempt))
+            _log.debug("request_finished", service=self.service, method=method, route=route,
+                       status=status, duration_ms=round(duration * 1000, 1), attempt=attempt)
+
+    def _transport(
+        self, method: str, route: str, what: str, exc: Exception, *, timeout: bool, sent: bool
+    ) -> _Retry:
+        error = TransportError(service=self.service, method=method, route=route, status=None,
+                               detail=f"{what}: {type(exc).__name__}")
+        return _Retry(error, retry_after=None, timeout=timeout, sent=sent)
+
+    def _fatal_transport(self, method: str, route: str, what: str, exc: Exception) -> TransportError:
+        hint = "check http.ca_bundle" if self.settings.ca_bundle is None else f"CA bundle {self.settings.ca_bundle}"
+        return TransportError(service=self.service, method=method, route=route, status=None,
+                              detail=f"{what} ({type(exc).__name__}); {hint}")
+
+    def _check(
+        self,
+        resp: requests.Response,
+        method: str,
+        route: str,
+        *,
+        expect_json: bool,
+        accept: frozenset[int],
+    ) -> HttpResponse:
+        status = resp.status_code
+        text = resp.text
+        body: Any = None
+        parse_failed = False
+        if text.strip() and (expect_json or status >= 400):
+            try:
+                body = json.loads(text)
+            except ValueError:
+                parse_failed = True
+        if status < 400 or status in accept:
+            if parse_failed and expect_json and status < 400:
+                error = TransportError(service=self.service, method=method, route=route, status=status,
+                                       request_id=_request_id(resp.headers, None),
+                                       detail="truncated or non-JSON response body")
+                raise _Retry(error, retry_after=None, timeout=False, sent=True)
+            return HttpResponse(status=status, headers=resp.headers, body=body, text=text, url=resp.url)
+        code, request_id, fields, messages = _describe_error(body, resp.headers)
+        error_cls = api_error_for_status(status)
+        error = error_cls(service=self.service, method=method, route=route, status=status,
+                          request_id=request_id, code=code, fields=fields, server_messages=messages)
+        if status in RETRY_STATUSES:
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"), now=self.clock.now())
+            raise _Retry(error, retry_after=retry_after, timeout=False, sent=True)
+        raise error
+
+
+def _never_connected(exc: Exception) -> bool:
+    """True when a ConnectionError happened before anything was sent (refused, DNS, unreachable)."""
+    text = repr(exc)
+    return any(s in text for s in ("NewConnectionError", "Connection refused", "NameResolutionError"))
+
+
+def _request_id(headers: Mapping[str, str], body_id: str | None) -> str | None:
+    if body_id:
+        return body_id
+    for name in ("request-id", "client-request-id", "x-arequestid", "atl-traceid", "x-request-id"):
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+def _describe_error(body: Any, headers: Mapping[str, str]) -> tuple[str | None, str | None, dict[str, str], list[str]]:
+    """Pull the error code, request id, field keys and messages out of a Graph or Assets error body."""
+    code: str | None = None
+    body_request_id: str | None = None
+    fields: dict[str, str] = {}
+    messages: list[str] = []
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):  # Graph: {"error": {"code", "message", "innerError": {...}}}
+            code = str(err["code"]) if err.get("code") else None
+            if isinstance(err.get("message"), str):
+                messages.append(err["message"])
+            inner = err.get("innerError") or err.get("innererror")
+            while isinstance(inner, dict):
+                body_request_id = body_request_id or inner.get("request-id") or inner.get("client-request-id")
+                if inner.get("code") and inner.get("code") != code and not str(inner["code"]).isdigit():
+                    code = f"{code}/{inner['code']}" if code else str(inner["code"])
+                inner = inner.get("innerError") or inner.get("innererror")
+        elif isinstance(err, str):  # OAuth: {"error": "invalid_client", "error_codes": [...]}
+            code = err
+            codes = body.get("error_codes")
+            if isinstance(codes, list) and codes:
+                code = f"{err}/AADSTS{codes[0]}"
+            body_request_id = body.get("correlation_id") or body.get("trace_id")
+        errors = body.get("errors")  # Assets/Jira: {"errorMessages": [...], "errors": {key: msg}}
+        if isinstance(errors, dict):
+            fields = {str(k): str(v) for k, v in errors.items()}
+        msgs = body.get("errorMessages")
+        if isinstance(msgs, list):
+            messages.extend(str(m) for m in msgs)
+        if code is None and isinstance(body.get("code"), str):
+            code = body["code"]
+    return code, _request_id(headers, body_request_id), fields, messages
