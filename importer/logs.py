@@ -1,0 +1,23 @@
+"""Logging frame (being written): the registry of secret values the redactor must remove."""
+
+from __future__ import annotations
+
+import threading
+
+__all__ = ["register_secret", "registered_secrets"]
+
+_secrets: set[str] = set()
+_lock = threading.Lock()
+
+
+def register_secret(value: str) -> None:
+    """Remember a decrypted secret so that every log line has it redacted."""
+    if value and len(value) >= 4:
+        with _lock:
+            _secrets.add(value)
+
+
+def registered_secrets() -> frozenset[str]:
+    """Every secret value registered so far."""
+    with _lock:
+        return frozenset(_secrets)
