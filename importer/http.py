@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import random
 import re
 import threading
@@ -128,7 +129,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     except ValueError:
         pass
     else:
-        return max(seconds, 0.0) if seconds == seconds else None  # NaN is unreadable
+        return None if math.isnan(seconds) else max(seconds, 0.0)
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
@@ -151,7 +152,10 @@ def route_template(url: str) -> str:
     '/v1.0/devices/{id}/registeredOwners'
     """
     path = urlsplit(url).path or "/"
-    parts = [("{id}" if _ID_SEGMENT.match(p) else p) for p in path.split("/")]
+    parts: list[str] = []
+    for part in path.split("/"):
+        is_version = part.isdigit() and parts and parts[-1] == "api"  # /rest/api/3/...
+        parts.append(part if is_version or not _ID_SEGMENT.match(part) else "{id}")
     return "/".join(parts) or "/"
 
 
@@ -438,8 +442,14 @@ class Http:
                 )
                 delay = self._rng.uniform(0, ceiling)
             self.stats.record_wait(delay)
-            _log.debug("request_retry_scheduled", service=self.service, method=method, route=route,
-                       attempt=state.attempt_number, wait_s=round(delay, 3))
+            _log.debug(
+                "request_retry_scheduled",
+                service=self.service,
+                method=method,
+                route=route,
+                attempt=state.attempt_number,
+                wait_s=round(delay, 3),
+            )
             return delay
 
         retrying = Retrying(
@@ -454,8 +464,16 @@ class Http:
                 with attempt:
                     number = attempt.retry_state.attempt_number
                     response = self._attempt(
-                        method, url, route, number, params=params, json_body=json_body, data=data,
-                        headers=headers, expect_json=expect_json, accept_statuses=accept_statuses,
+                        method,
+                        url,
+                        route,
+                        number,
+                        params=params,
+                        json_body=json_body,
+                        data=data,
+                        headers=headers,
+                        expect_json=expect_json,
+                        accept_statuses=accept_statuses,
                     )
                     self.budget.refund(refund["amount"] if refund["amount"] else 1)
                     return response
@@ -514,22 +532,51 @@ class Http:
             raise self._transport(method, route, "connection error", exc, timeout=False, sent=sent) from None
         finally:
             duration = self.clock.monotonic() - started
-            self.stats.record(RequestRecord(service=self.service, method=method, route=route,
-                                            status=status, duration_s=duration, attempt=attempt))
-            _log.debug("request_finished", service=self.service, method=method, route=route,
-                       status=status, duration_ms=round(duration * 1000, 1), attempt=attempt)
+            self.stats.record(
+                RequestRecord(
+                    service=self.service,
+                    method=method,
+                    route=route,
+                    status=status,
+                    duration_s=duration,
+                    attempt=attempt,
+                )
+            )
+            _log.debug(
+                "request_finished",
+                service=self.service,
+                method=method,
+                route=route,
+                status=status,
+                duration_ms=round(duration * 1000, 1),
+                attempt=attempt,
+            )
 
     def _transport(
         self, method: str, route: str, what: str, exc: Exception, *, timeout: bool, sent: bool
     ) -> _Retry:
-        error = TransportError(service=self.service, method=method, route=route, status=None,
-                               detail=f"{what}: {type(exc).__name__}")
+        error = TransportError(
+            service=self.service,
+            method=method,
+            route=route,
+            status=None,
+            detail=f"{what}: {type(exc).__name__}",
+        )
         return _Retry(error, retry_after=None, timeout=timeout, sent=sent)
 
     def _fatal_transport(self, method: str, route: str, what: str, exc: Exception) -> TransportError:
-        hint = "check http.ca_bundle" if self.settings.ca_bundle is None else f"CA bundle {self.settings.ca_bundle}"
-        return TransportError(service=self.service, method=method, route=route, status=None,
-                              detail=f"{what} ({type(exc).__name__}); {hint}")
+        hint = (
+            "check http.ca_bundle"
+            if self.settings.ca_bundle is None
+            else f"CA bundle {self.settings.ca_bundle}"
+        )
+        return TransportError(
+            service=self.service,
+            method=method,
+            route=route,
+            status=None,
+            detail=f"{what} ({type(exc).__name__}); {hint}",
+        )
 
     def _check(
         self,
@@ -551,19 +598,32 @@ class Http:
                 parse_failed = True
         if status < 400 or status in accept:
             if parse_failed and expect_json and status < 400:
-                error = TransportError(service=self.service, method=method, route=route, status=status,
-                                       request_id=_request_id(resp.headers, None),
-                                       detail="truncated or non-JSON response body")
+                error = TransportError(
+                    service=self.service,
+                    method=method,
+                    route=route,
+                    status=status,
+                    request_id=_request_id(resp.headers, None),
+                    detail="truncated or non-JSON response body",
+                )
                 raise _Retry(error, retry_after=None, timeout=False, sent=True)
             return HttpResponse(status=status, headers=resp.headers, body=body, text=text, url=resp.url)
         code, request_id, fields, messages = _describe_error(body, resp.headers)
         error_cls = api_error_for_status(status)
-        error = error_cls(service=self.service, method=method, route=route, status=status,
-                          request_id=request_id, code=code, fields=fields, server_messages=messages)
+        api_error: ApiError = error_cls(
+            service=self.service,
+            method=method,
+            route=route,
+            status=status,
+            request_id=request_id,
+            code=code,
+            fields=fields,
+            server_messages=messages,
+        )
         if status in RETRY_STATUSES:
             retry_after = parse_retry_after(resp.headers.get("Retry-After"), now=self.clock.now())
-            raise _Retry(error, retry_after=retry_after, timeout=False, sent=True)
-        raise error
+            raise _Retry(api_error, retry_after=retry_after, timeout=False, sent=True)
+        raise api_error
 
 
 def _never_connected(exc: Exception) -> bool:
@@ -582,7 +642,9 @@ def _request_id(headers: Mapping[str, str], body_id: str | None) -> str | None:
     return None
 
 
-def _describe_error(body: Any, headers: Mapping[str, str]) -> tuple[str | None, str | None, dict[str, str], list[str]]:
+def _describe_error(
+    body: Any, headers: Mapping[str, str]
+) -> tuple[str | None, str | None, dict[str, str], list[str]]:
     """Pull the error code, request id, field keys and messages out of a Graph or Assets error body."""
     code: str | None = None
     body_request_id: str | None = None

@@ -1,0 +1,367 @@
+"""The HTTP layer: retries, Retry-After, budget, timeouts, idempotency, rate limit, stats."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+import requests
+import responses
+
+from importer.errors import (
+    ApiAuthError,
+    ApiClientError,
+    ApiNotFoundError,
+    ApiServerError,
+    RetryBudgetExceeded,
+    TransportError,
+)
+from importer.http import (
+    Http,
+    HttpSettings,
+    RateLimiter,
+    RetryBudget,
+    parse_retry_after,
+    route_template,
+)
+
+URL = "https://api.example.test/v1/things"
+
+
+class FakeClock:
+    """A clock that only moves when something sleeps."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+        self.sleeps: list[float] = []
+        self._lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self.t
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.sleeps.append(seconds)
+            self.t += max(seconds, 0.0)
+
+    def now(self) -> datetime:
+        return datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC) + timedelta(seconds=self.t - 1000.0)
+
+
+def make_http(clock: FakeClock | None = None, **kw: object) -> Http:
+    settings = HttpSettings(**kw)  # type: ignore[arg-type]
+    return Http("assets", settings, clock=clock or FakeClock())
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        pytest.param("3", 3.0, id="integer"),
+        pytest.param("2.128", 2.128, id="decimal"),
+        pytest.param("0,120", 0.12, id="comma-decimal"),
+        pytest.param("Sun, 29 Nov 2026 12:00:05 GMT", 5.0, id="http-date"),
+        pytest.param("Sun, 29 Nov 2026 11:00:00 GMT", 0.0, id="http-date-in-past"),
+        pytest.param("soon", None, id="garbage"),
+        pytest.param("", None, id="empty"),
+    ],
+)
+def test_retry_after_forms_are_parsed(header: str, expected: float | None) -> None:
+    now = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
+    assert (
+        parse_retry_after(header, now=now) == pytest.approx(expected)
+        if expected is not None
+        else (parse_retry_after(header, now=now) is None)
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "minimum"),
+    [
+        pytest.param("2", 2.0, id="integer"),
+        pytest.param("2.128", 2.128, id="decimal"),
+        pytest.param("0,120", 0.12, id="comma"),
+        pytest.param("http-date", 7.0, id="http-date"),
+    ],
+)
+@responses.activate
+def test_each_retry_after_form_is_waited_at_least(header: str, minimum: float) -> None:
+    clock = FakeClock()
+    if header == "http-date":
+        header = format_datetime(clock.now() + timedelta(seconds=7), usegmt=True)
+    responses.get(URL, status=429, headers={"Retry-After": header}, json={})
+    responses.get(URL, status=200, json={"ok": True})
+    http = make_http(clock)
+    assert http.get_json(URL) == {"ok": True}
+    assert len(clock.sleeps) == 1
+    assert clock.sleeps[0] >= minimum
+    assert clock.sleeps[0] < minimum + 1.5  # jitter is small and only added on top
+
+
+@responses.activate
+def test_without_retry_after_backoff_is_exponential_with_jitter_and_capped() -> None:
+    clock = FakeClock()
+    for _ in range(5):
+        responses.get(URL, status=503)
+    responses.get(URL, status=200, json={})
+    http = make_http(clock, backoff_base_s=1.0, backoff_cap_s=4.0, max_retries=6)
+    http.get_json(URL)
+    assert len(clock.sleeps) == 5
+    for attempt, wait in enumerate(clock.sleeps, start=1):
+        assert 0 <= wait <= min(4.0, 1.0 * 2 ** (attempt - 1))
+
+
+@responses.activate
+def test_a_429_storm_ends_in_a_clear_error_when_the_budget_runs_out() -> None:
+    responses.get(URL, status=429, headers={"Retry-After": "1"}, json={})
+    clock = FakeClock()
+    http = Http("graph", HttpSettings(max_retries=1000), clock=clock, budget=RetryBudget(50))
+    with pytest.raises(RetryBudgetExceeded, match="retry budget exhausted"):
+        http.get_json(URL)
+    assert len(responses.calls) == 11  # the first try plus 10 retries at 5 tokens each
+    assert sum(clock.sleeps) >= 10
+
+
+@responses.activate
+def test_a_retry_after_beyond_the_maximum_wait_fails_at_once() -> None:
+    responses.get(URL, status=429, headers={"Retry-After": "3600"}, json={})
+    clock = FakeClock()
+    http = make_http(clock, max_retry_wait_s=120)
+    with pytest.raises(RetryBudgetExceeded, match="asked to wait 3600 s"):
+        http.get_json(URL)
+    assert clock.sleeps == []
+
+
+@responses.activate
+def test_max_retries_ends_with_the_typed_error() -> None:
+    responses.get(URL, status=502, json={"error": {"code": "BadGateway"}})
+    http = make_http(max_retries=2)
+    with pytest.raises(ApiServerError) as info:
+        http.get_json(URL)
+    assert len(responses.calls) == 3
+    assert info.value.status == 502
+
+
+@responses.activate
+def test_success_refunds_the_budget() -> None:
+    budget = RetryBudget(20)
+    responses.get(URL, status=503)
+    responses.get(URL, status=200, json={})
+    http = Http("assets", HttpSettings(), clock=FakeClock(), budget=budget)
+    http.get_json(URL)
+    assert budget.tokens == 20
+
+
+@responses.activate
+def test_post_is_not_retried_unless_marked_idempotent() -> None:
+    responses.post(URL, status=503)
+    responses.post(URL, status=200, json={"id": "1"})
+    http = make_http()
+    with pytest.raises(ApiServerError):
+        http.post_json(URL, {"a": 1})
+    assert len(responses.calls) == 1
+    assert http.post_json(URL, {"a": 1}, idempotent=True) == {"id": "1"}
+
+
+@responses.activate
+def test_post_is_retried_after_429_because_the_server_did_not_act_on_it() -> None:
+    responses.post(URL, status=429, headers={"Retry-After": "0"})
+    responses.post(URL, status=201, json={"id": "7"})
+    assert make_http().post_json(URL, {}) == {"id": "7"}
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_truncated_json_is_retried_for_idempotent_requests_then_reported() -> None:
+    responses.get(URL, status=200, body='{"value": [1, 2')
+    responses.get(URL, status=200, json={"value": [1, 2]})
+    assert make_http().get_json(URL) == {"value": [1, 2]}
+    responses.reset()
+    responses.get(URL, status=200, body='{"value": [')
+    with pytest.raises(TransportError, match="truncated or non-JSON"):
+        make_http(max_retries=1).get_json(URL)
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        pytest.param(400, ApiClientError, id="400"),
+        pytest.param(401, ApiAuthError, id="401"),
+        pytest.param(403, ApiAuthError, id="403"),
+        pytest.param(404, ApiNotFoundError, id="404"),
+    ],
+)
+@responses.activate
+def test_client_errors_are_typed_and_not_retried(status: int, error: type[Exception]) -> None:
+    responses.get(
+        URL, status=status, json={"errorMessages": [], "errors": {"rlabs-insight-attribute-9": "bad"}}
+    )
+    with pytest.raises(error) as info:
+        make_http().get_json(URL)
+    assert len(responses.calls) == 1
+    assert "rlabs-insight-attribute-9" in str(info.value)
+    assert "bad" not in str(info.value)  # server messages may echo personal values
+
+
+@responses.activate
+def test_graph_error_code_and_request_id_are_kept_but_not_the_message() -> None:
+    body = {
+        "error": {
+            "code": "Authorization_RequestDenied",
+            "message": "Insufficient privileges for jane.doe@contoso.com",
+            "innerError": {"request-id": "3f1e-req", "date": "2026-11-29T12:00:00"},
+        }
+    }
+    responses.get("https://graph.example.test/v1.0/users", status=403, json=body)
+    with pytest.raises(ApiAuthError) as info:
+        Http("graph", clock=FakeClock()).get_json("https://graph.example.test/v1.0/users")
+    text = str(info.value)
+    assert "Authorization_RequestDenied" in text
+    assert "3f1e-req" in text
+    assert "jane.doe" not in text
+
+
+@responses.activate
+def test_stats_count_route_templates_without_ids_or_queries() -> None:
+    url = "https://api.example.test/jsm/assets/workspace/0f3c6a9e-1111-2222-3333-444455556666/v1/object/5186"
+    responses.get(url, status=200, json={})
+    http = make_http()
+    http.get_json(url, params={"q": "jane@contoso.com"})
+    ((key, count),) = http.stats.counts.items()
+    assert key == ("assets", "GET", "/jsm/assets/workspace/{id}/v1/object/{id}", 200)
+    assert count == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "route"),
+    [
+        ("https://graph.microsoft.com/v1.0/users/delta?$skiptoken=abc", "/v1.0/users/delta"),
+        (
+            "https://h/v1.0/devices/8c2b1a40-3f1e-4a52-9f3e-1d2c3b4a5f60/registeredOwners",
+            "/v1.0/devices/{id}/registeredOwners",
+        ),
+        ("https://h/rest/api/3/user/search?query=jane@x.com", "/rest/api/3/user/search"),
+        ("https://h/v1/object/ENTRA-88", "/v1/object/{id}"),
+        ("https://h/tenant-guid-0000/oauth2/v2.0/token", "/tenant-guid-0000/oauth2/v2.0/token"),
+    ],
+)
+def test_route_template(url: str, route: str) -> None:
+    assert route_template(url) == route
+
+
+@responses.activate
+def test_user_agent_names_the_importer() -> None:
+    responses.get(URL, json={})
+    make_http().get_json(URL)
+    assert responses.calls[0].request.headers["User-Agent"].startswith("importer/")
+
+
+@responses.activate
+def test_header_provider_is_called_for_every_attempt() -> None:
+    tokens = iter(["t1", "t2"])
+    responses.get(URL, status=503)
+    responses.get(URL, status=200, json={})
+    http = Http("graph", clock=FakeClock(), headers=lambda: {"Authorization": f"Bearer {next(tokens)}"})
+    http.get_json(URL)
+    assert [c.request.headers["Authorization"] for c in responses.calls] == ["Bearer t1", "Bearer t2"]
+
+
+def test_rate_limiter_holds_its_rate_across_threads() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(600, burst=1, clock=clock)  # 10 per second
+    start = clock.monotonic()
+    stamps: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(25):
+            limiter.acquire()
+            with lock:
+                stamps.append(clock.monotonic())
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(stamps) == 100
+    elapsed = max(stamps) - start
+    assert elapsed >= 9.9 - 1e-6  # 100 requests at 10/s after a burst of 1
+    stamps.sort()
+    for i in range(10, len(stamps)):  # any 11 consecutive grants span at least one second
+        assert stamps[i] - stamps[i - 10] >= 1.0 - 1e-6
+
+
+# -- real sockets: timeouts, dropped connections, CA bundle ---------------------------------
+
+
+class _SlowHandler(http.server.BaseHTTPRequestHandler):
+    delay = 2.0
+
+    def do_GET(self) -> None:
+        time.sleep(self.delay)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def slow_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_read_timeout_fires_and_is_retried_then_reported(slow_server: str) -> None:
+    http = Http("assets", HttpSettings(timeout_s=0.2, max_retries=1), clock=FakeClock())
+    started = time.monotonic()
+    with pytest.raises(TransportError, match="read timeout"):
+        http.get_json(slow_server + "/x")
+    assert time.monotonic() - started < 1.9  # never waited for the slow answer
+    assert http.stats.total() == 2
+
+
+def test_connection_refused_is_a_transport_error_even_for_post() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    http = Http("assets", HttpSettings(max_retries=2), clock=FakeClock())
+    with pytest.raises(TransportError, match="connection error"):
+        http.post_json(f"http://127.0.0.1:{port}/create", {})
+    # nothing reached a server, so even a non-idempotent POST was tried again
+    assert http.stats.total() == 3
+
+
+def test_an_explicit_ca_bundle_wins_over_requests_ca_bundle(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    seen: dict[str, object] = {}
+
+    class Recorder(requests.Session):
+        def request(self, method: str, url: str, *args: object, **kwargs: object) -> requests.Response:  # type: ignore[override]
+            seen.update(kwargs)
+            resp = requests.Response()
+            resp.status_code = 200
+            resp._content = b"{}"
+            return resp
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    http = Http("graph", HttpSettings(ca_bundle="/tmp/sandbox-ca.pem"), clock=FakeClock(), session=Recorder())
+    http.get_json("https://127.0.0.1:1/x")
+    assert seen["verify"] == "/tmp/sandbox-ca.pem"
+    assert seen["timeout"] == (10.0, 30.0)
