@@ -1,13 +1,340 @@
-"""The ``importer`` command (placeholder while the frame is written)."""
+"""The ``importer`` command: verbs, options, exit codes, progress on a terminal.
+
+Every verb takes ``--config PATH`` (default ``./config.yaml``, env ``IMPORTER_CONFIG``). Exit
+codes (``importer.errors``): 0 ok / no changes, 1 run failed, 2 plan has changes (with
+``--detailed-exitcode``), 3 refused by the deletion guard, 4 configuration or credential
+error, 5 another run holds the lease. Errors are printed as one clear message, never a
+traceback; ``--log-level debug`` adds detail to the (anonymized) log.
+"""
 
 from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
 from importer import __version__
+from importer.config import ENV_CONFIG, Settings, config_json_schema, load_settings
+from importer.errors import ImporterError, NotLandedError
+
+__all__ = ["AppContext", "main"]
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.group()
+@dataclass
+class AppContext:
+    """What every verb gets: where the config is, and the loaded settings (loaded on first use)."""
+
+    config_path: Path
+    log_level: str | None = None
+    _settings: Settings | None = field(default=None, repr=False)
+
+    def settings(self) -> Settings:
+        """Load and validate the configuration once."""
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+        return self._settings
+
+    def vault_settings(self) -> Any:
+        """The vault settings built from the configuration."""
+        from importer.runtime import vault_settings
+
+        return vault_settings(self.settings())
+
+
+class _Cli(click.Group):
+    """A click group that turns importer errors into a message and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ImporterError as exc:
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    from importer.logs import scrub_text
+
+    click.echo(f"importer: {scrub_text(message)}", err=True)
+    sys.exit(code)
+
+
+def _not_landed(what: str) -> NoReturn:
+    raise NotLandedError(f"{what} has not landed yet in this build")
+
+
+@click.group(cls=_Cli, context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=ENV_CONFIG,
+    default="config.yaml",
+    show_default=True,
+    help=f"Configuration file (env {ENV_CONFIG}).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default=None,
+    help="Override logging.level for this command.",
+)
 @click.version_option(__version__, prog_name="importer")
-def main() -> None:
-    """Keep Jira Service Management Assets in step with Microsoft Entra ID."""
+@click.pass_context
+def main(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
+    """Keep Jira Service Management Assets in step with Microsoft Entra ID.
+
+    \b
+    Typical use:
+      importer config check           validate config.yaml (no network)
+      importer secrets init           create the encrypted credential vault
+      importer schema apply           create the object types and attributes in Assets
+      importer plan                   show what a sync would change (a dry run)
+      importer sync                   apply it now
+      importer run                    run as a daemon on the configured schedule
+      importer demo                   try it all on the built-in sandbox
+    """
+    ctx.obj = AppContext(config_path=config_path, log_level=log_level)
+
+
+# -- config -------------------------------------------------------------------------------------
+
+
+@main.group("config")
+def config_group() -> None:
+    """Validate the configuration or print its JSON Schema."""
+
+
+@config_group.command("check")
+@click.pass_obj
+def config_check(app: AppContext) -> None:
+    """Validate the configuration file without touching the network.
+
+    Exits 0 when it is valid, or 4 listing every problem with its key path.
+    """
+    settings = app.settings()
+    types = ", ".join(f"{e.name} → {e.object_type}" for e in settings.mapping.object_types)
+    click.echo(f"{app.config_path}: valid (instance {settings.instance}; {types})")
+
+
+@config_group.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of the configuration file (for editors and CI)."""
+    click.echo(json.dumps(config_json_schema(), indent=2, sort_keys=True))
+
+
+# -- verbs whose capability is wired in later modules ------------------------------------------
+
+
+@main.command("run")
+@click.option(
+    "--config-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Run every *.yaml in this directory (one installation each) in one daemon.",
+)
+@click.option(
+    "--listen",
+    default="127.0.0.1:9464",
+    show_default=True,
+    help="Address for /healthz, /readyz and /metrics.",
+)
+@click.pass_obj
+def run_cmd(app: AppContext, config_dir: Path | None, listen: str) -> None:
+    """Run as a daemon: sync on the configured schedule, one run at a time across all hosts.
+
+    Incremental runs follow Graph delta links; full runs re-read everything. Each run takes the
+    installation's lease first and skips when another host holds it. SIGTERM or SIGINT stops
+    taking work, lets the current batch finish, commits nothing partial and releases the lease.
+    """
+    app.settings()
+    _not_landed("the daemon (importer run)")
+
+
+@main.command("sync")
+@click.option("--full", is_flag=True, help="Re-read everything from Entra and Assets (repairs hand edits).")
+@click.option(
+    "--approve",
+    "approve",
+    metavar="PLAN_HASH",
+    default=None,
+    help="Apply a plan the deletion guard refused, if it has exactly this hash.",
+)
+@click.option("--only", "only", metavar="TYPE", multiple=True, help="Sync only these mapped types.")
+@click.option(
+    "--wait",
+    type=float,
+    default=0,
+    show_default=True,
+    help="Seconds to wait for the lease if another run holds it (then exit 5).",
+)
+@click.pass_obj
+def sync_cmd(app: AppContext, full: bool, approve: str | None, only: tuple[str, ...], wait: float) -> None:
+    """Sync now: read Entra, plan, apply to Assets, commit state.
+
+    Exit 0 when everything applied, 1 when the run or some objects failed (they are retried next
+    run), 3 when the deletion guard refused the plan, 5 when another run holds the lease.
+    """
+    app.settings()
+    _not_landed("importer sync")
+
+
+@main.command("plan")
+@click.option(
+    "--full", is_flag=True, help="Plan against a full read instead of the delta since the last run."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the plan to this file instead of stdout.",
+)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has changes (0 when empty).")
+@click.option("--redact", is_flag=True, help="Pseudonymize personal values (for public CI logs).")
+@click.option("--only", "only", metavar="TYPE", multiple=True, help="Plan only these mapped types.")
+@click.pass_obj
+def plan_cmd(
+    app: AppContext,
+    full: bool,
+    fmt: str,
+    out: Path | None,
+    detailed_exitcode: bool,
+    redact: bool,
+    only: tuple[str, ...],
+) -> None:
+    """Show what a sync would change, without changing anything (the CI dry run).
+
+    Exit 0 when there is nothing to do, 2 with --detailed-exitcode when there are changes,
+    3 when the deletion guard would refuse the plan.
+    """
+    app.settings()
+    _not_landed("importer plan")
+
+
+@main.group("schema")
+def schema_group() -> None:
+    """Compare or create the Assets object types and attributes the mapping needs."""
+
+
+@schema_group.command("plan")
+@click.pass_obj
+def schema_plan(app: AppContext) -> None:
+    """Show which object types, attributes and statuses are missing or wrong in Assets."""
+    app.settings()
+    _not_landed("importer schema plan")
+
+
+@schema_group.command("apply")
+@click.pass_obj
+def schema_apply(app: AppContext) -> None:
+    """Create what the mapping needs in the Assets schema (idempotent; never deletes)."""
+    app.settings()
+    _not_landed("importer schema apply")
+
+
+@main.group("state")
+def state_group() -> None:
+    """Manage the state store (SQLite file or DynamoDB table)."""
+
+
+@state_group.command("init")
+@click.pass_obj
+def state_init(app: AppContext) -> None:
+    """Create the state store (the SQLite file, or the DynamoDB table with TTL)."""
+    app.settings()
+    _not_landed("importer state init")
+
+
+@main.command("doctor")
+@click.pass_obj
+def doctor_cmd(app: AppContext) -> None:
+    """Check each piece (config, vault, Entra token and permissions, Assets, state) and say how to fix it."""
+    app.settings()
+    _not_landed("importer doctor")
+
+
+@main.command("status")
+@click.pass_obj
+def status_cmd(app: AppContext) -> None:
+    """Show the last runs, the next scheduled runs and who holds the lease."""
+    app.settings()
+    _not_landed("importer status")
+
+
+@main.group("privacy")
+def privacy_group() -> None:
+    """A person's rights: find their pseudonym, export what is held, forget them."""
+
+
+@privacy_group.command("pseudonym")
+@click.argument("who", metavar="EMAIL_OR_UPN")
+@click.pass_obj
+def privacy_pseudonym(app: AppContext, who: str) -> None:
+    """Print the pseudonym under which this person appears in the logs."""
+    _not_landed("importer privacy pseudonym")
+
+
+@privacy_group.command("export")
+@click.argument("who", metavar="EMAIL_OR_UPN")
+@click.pass_obj
+def privacy_export(app: AppContext, who: str) -> None:
+    """Print, as JSON, everything the importer holds about this person."""
+    _not_landed("importer privacy export")
+
+
+@privacy_group.command("forget")
+@click.argument("who", metavar="EMAIL_OR_UPN")
+@click.option("--delete-objects", is_flag=True, help="Also delete or anonymize their Assets objects.")
+@click.pass_obj
+def privacy_forget(app: AppContext, who: str, delete_objects: bool) -> None:
+    """Remove this person from state and caches (and optionally their Assets objects)."""
+    _not_landed("importer privacy forget")
+
+
+@main.command("demo")
+def demo_cmd() -> None:
+    """Run the whole job on the built-in sandbox: schema, first sync, changes, incremental sync."""
+    _not_landed("importer demo")
+
+
+def _register_optional_groups() -> None:
+    """Attach verb groups that live in their own modules (secrets, sandbox)."""
+    try:
+        from importer.secrets_cli import secrets
+
+        main.add_command(secrets)
+    except ImportError:
+
+        @main.group("secrets")
+        def secrets_placeholder() -> None:
+            """Manage the encrypted credential vault (init, set, list, verify, rotate, delete)."""
+            _not_landed("importer secrets")
+
+    try:
+        from importer.sandbox.cli import sandbox
+
+        main.add_command(sandbox)
+    except ImportError:
+
+        @main.group("sandbox")
+        def sandbox_placeholder() -> None:
+            """Serve a simulated Entra tenant and Assets workspace on 127.0.0.1."""
+            _not_landed("importer sandbox")
+
+
+_register_optional_groups()

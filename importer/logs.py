@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-__all__ = ["register_secret", "registered_secrets"]
+__all__ = ["register_secret", "registered_secrets", "scrub_text"]
 
 _secrets: set[str] = set()
 _lock = threading.Lock()
@@ -21,3 +21,10 @@ def registered_secrets() -> frozenset[str]:
     """Every secret value registered so far."""
     with _lock:
         return frozenset(_secrets)
+
+
+def scrub_text(text: str) -> str:
+    """Remove every registered secret value from free text."""
+    for value in sorted(registered_secrets(), key=len, reverse=True):
+        text = text.replace(value, "[redacted]")
+    return text
