@@ -599,10 +599,10 @@ def _find_passphrase(settings: VaultSettings, environ: Mapping[str, str], path: 
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise PassphraseMissingError(
-            path, f"cannot read the encryption string file {name}: {reason}"
+            path, f"cannot read the encryption string file {name} for {path}: {reason}"
         ) from None
     if not text:
-        raise PassphraseMissingError(path, f"the encryption string file {name} is empty")
+        raise PassphraseMissingError(path, f"the encryption string file {name} for {path} is empty")
     return text
 
 
@@ -650,47 +650,44 @@ def _kms_error(
     path: Path, key_id: str, code: str, ctx: Mapping[str, str], stored: Mapping[str, str]
 ) -> KmsError:
     """Turn a KMS error code into an error that says what to do (no AWS message text, no values)."""
+    key = f"{path}: AWS KMS key {key_id}"
     if code == "AccessDeniedException":
         return KmsAccessDeniedError(
             path,
-            f"AWS KMS denied access to key {key_id} for {path} ({code}): allow this host's AWS identity "
-            "kms:Decrypt and kms:GenerateDataKey on that key with the importer's encryption context, "
-            "and check that vault.kms_key_id names the key the vault was written with",
+            f"{path}: AWS KMS denied access to key {key_id} ({code}): allow this host's AWS identity "
+            "kms:Decrypt and kms:GenerateDataKey on it with the importer's encryption context, and check "
+            "that vault.kms_key_id names the key the vault was written with",
         )
     if code == "DisabledException":
         return KmsKeyDisabledError(
-            path,
-            f"AWS KMS key {key_id} is disabled, so {path} cannot be opened: "
-            f"`aws kms enable-key --key-id {key_id}`",
+            path, f"{key} is disabled ({code}): `aws kms enable-key --key-id {key_id}`"
         )
     if code == "KMSInvalidStateException":
         return KmsKeyPendingDeletionError(
             path,
-            f"AWS KMS key {key_id} cannot be used in its current state, usually because it is scheduled for "
-            f"deletion ({code}): `aws kms cancel-key-deletion --key-id {key_id}`, then enable the key",
+            f"{key} is scheduled for deletion or otherwise unusable ({code}): "
+            f"`aws kms cancel-key-deletion --key-id {key_id}`, then enable it",
         )
     if code == "NotFoundException":
         return KmsKeyNotFoundError(
-            path,
-            f"AWS KMS key {key_id} does not exist in this region ({code}): "
-            "check vault.kms_key_id and vault.kms_region",
+            path, f"{key} does not exist in this region ({code}): check vault.kms_key_id and vault.kms_region"
         )
     if code == "IncorrectKeyException":
         return KmsKeyMismatchError(
             path,
-            f"{path} was not encrypted under AWS KMS key {key_id} ({code}): set vault.kms_key_id to its key",
+            f"{path}: the data key was not encrypted under AWS KMS key {key_id} ({code}): set "
+            "vault.kms_key_id to the key the vault was written with",
         )
     if code == "InvalidCiphertextException":
-        hint = ""
-        if stored and stored.get("importer:instance") != ctx["importer:instance"]:
-            hint = f" (it was written for instance {stored.get('importer:instance')!r})"
+        written_for = stored.get("importer:instance")
+        hint = f" (it was written for {written_for!r})" if written_for != ctx["importer:instance"] else ""
         return KmsContextError(
             path,
-            f"AWS KMS would not decrypt the data key of {path} with the encryption context of instance "
+            f"{path}: AWS KMS would not decrypt the data key with the encryption context of instance "
             f"{ctx['importer:instance']!r}{hint} ({code}): the vault belongs to another installation, "
             "or its KMS ciphertext was altered",
         )
-    return KmsUnavailableError(path, f"AWS KMS failed for {path} ({code}); try again later")
+    return KmsUnavailableError(path, f"{path}: AWS KMS failed ({code}); try again later")
 
 
 @contextlib.contextmanager
@@ -703,7 +700,9 @@ def _kms_errors(path: Path, key_id: str, ctx: Mapping[str, str], stored: Mapping
         code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
         raise _kms_error(path, key_id, code, ctx, stored) from None
     except BotoCoreError as exc:
-        raise KmsUnavailableError(path, f"cannot reach AWS KMS for {path}: {type(exc).__name__}") from None
+        raise KmsUnavailableError(
+            path, f"{path}: cannot reach AWS KMS ({type(exc).__name__}); try again later"
+        ) from None
 
 
 def _check_key_state(client: KmsClient, path: Path, key_id: str, ctx: Mapping[str, str]) -> None:
@@ -777,7 +776,7 @@ def _parse(path: Path, raw: bytes) -> tuple[_Doc, bytes]:
     try:
         top = json.loads(raw.decode("ascii"))
     except (UnicodeDecodeError, json.JSONDecodeError):
-        if not raw.rstrip().endswith(b"}"):
+        if not raw.endswith(b"\n}\n"):  # only the top-level object closes at column 0
             raise VaultTruncatedError(
                 path,
                 f"{path} is truncated ({len(raw)} bytes; the document ends early): restore it from a backup",
@@ -897,7 +896,11 @@ def _require(path: Path, sources: Iterable[str]) -> tuple[str, ...]:
 
 def _check_name(path: Path, name: str) -> None:
     if not _NAME.fullmatch(name):
-        raise VaultUsageError(path, f"invalid secret name {name!r}: use lower-case letters, digits and _")
+        raise VaultUsageError(
+            path,
+            "invalid secret name (not echoed, in case it was a value): use 1-63 lower-case letters, digits "
+            "and _, starting with a letter",
+        )
 
 
 class Vault:
