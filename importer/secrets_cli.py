@@ -1,0 +1,233 @@
+"""``importer secrets``: create and manage the encrypted credential vault (see ``importer.vault``).
+
+Secret values are read from a hidden prompt or from standard input, never from the command
+line, and no command prints one. Errors print one line and exit with the error's code (4 for
+vault and credential problems), never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import click
+
+from importer.errors import ImporterError, NotLandedError
+from importer.vault import (
+    ENV_PASSPHRASE,
+    ENV_PASSPHRASE_FILE,
+    SOURCES,
+    WELL_KNOWN,
+    Secret,
+    Vault,
+    VaultSettings,
+    VaultUsageError,
+    has_passphrase_source,
+)
+
+__all__ = ["VaultSettingsSource", "online_checks", "secrets"]
+
+HELP = f"""Manage the encrypted credential vault.
+
+Credentials (Entra tenant id, client id, client secret or certificate password, Jira e-mail and
+API token, and the log pepper) live only in the vault file, each encrypted under a data key that
+is itself encrypted under a master key you control: your encryption string, an AWS KMS key, or
+both (vault.require: [passphrase, kms]).
+
+\b
+Setup:
+  1. In config.yaml, section vault: set path, and kms_key_id if you use AWS KMS.
+  2. Give the importer its encryption string (passphrase mode), one of:
+       {ENV_PASSPHRASE}=...                (environment)
+       {ENV_PASSPHRASE_FILE}=/path/to/file  (systemd credential, container secret)
+       vault.passphrase_file in config.yaml
+  3. importer secrets init               (asks for the encryption string if none is set)
+  4. importer secrets set entra_tenant_id   and likewise entra_client_id,
+     entra_client_secret (or entra_cert_password), jira_email, jira_api_token
+  5. importer secrets verify
+
+Values are typed at a hidden prompt or piped with --stdin; they are never accepted as
+arguments. See docs/secrets.md for systemd, container and Kubernetes setups.
+"""
+
+NO_ARGUMENT_VALUES = (
+    "secret values are never taken from the command line (they would stay in shell history and "
+    "be visible to other users in the process list). Run `importer secrets set NAME` and type the "
+    "value at the hidden prompt, or pipe it in with --stdin. If you typed a real value, treat it "
+    "as exposed and replace it at its source."
+)
+
+
+class VaultSettingsSource(Protocol):
+    """What the CLI frame puts in ``ctx.obj``: something that builds the vault settings."""
+
+    def vault_settings(self) -> VaultSettings:
+        """The vault settings from the configuration."""
+        ...
+
+
+def online_checks(settings: VaultSettings, secrets: Mapping[str, Secret]) -> list[tuple[str, bool, str]]:
+    """Check that the stored credentials work against Entra and Jira: (what, ok, detail) per check.
+
+    A hook for the Graph and Assets clients: until they exist, this raises NotLandedError.
+    """
+    raise NotLandedError(
+        "online checks (an Entra token request, a Jira Assets call) are not available yet in this "
+        "build; only the offline verification was done"
+    )
+
+
+class _SecretsGroup(click.Group):
+    """Turns importer errors into one line on stderr and the error's exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ImporterError as exc:
+            from importer.logs import scrub_text
+
+            click.echo(f"importer: {scrub_text(str(exc))}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def _settings(ctx: click.Context) -> VaultSettings:
+    source = ctx.obj
+    if not hasattr(source, "vault_settings"):
+        raise click.UsageError("no configuration: run this as `importer [--config PATH] secrets ...`")
+    settings: VaultSettings = source.vault_settings()
+    return settings
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def _new_passphrase(prompt: str) -> str:
+    value: str = click.prompt(prompt, hide_input=True, confirmation_prompt="Repeat it to confirm")
+    return value
+
+
+@click.group("secrets", cls=_SecretsGroup, help=HELP)
+def secrets() -> None:
+    """Manage the encrypted credential vault."""
+
+
+@secrets.command("init")
+@click.pass_context
+def init_cmd(ctx: click.Context) -> None:
+    """Create a new vault (never overwrites one) with a generated log pepper."""
+    settings = _settings(ctx)
+    passphrase = None
+    if "passphrase" in settings.require and not has_passphrase_source(settings):
+        click.echo(f"No {ENV_PASSPHRASE} or {ENV_PASSPHRASE_FILE} is set; choose the encryption string now.")
+        click.echo("Keep it somewhere safe: without it the vault cannot be opened.")
+        passphrase = _new_passphrase("New encryption string")
+    vault = Vault.create(settings, passphrase=passphrase)
+    click.echo(f"created {settings.path} (protected by {'+'.join(vault.require)}; log_pepper generated)")
+    if passphrase is not None:
+        click.echo(f"Before running the importer, provide the encryption string via {ENV_PASSPHRASE_FILE}.")
+    click.echo("Next: importer secrets set entra_tenant_id   (then the other credentials; see --help)")
+
+
+@secrets.command("set", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("name")
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read the value from standard input.")
+@click.pass_context
+def set_cmd(ctx: click.Context, name: str, from_stdin: bool) -> None:
+    """Store or replace secret NAME; the value comes from a hidden prompt or stdin, never an argument."""
+    if ctx.args:
+        raise click.UsageError(NO_ARGUMENT_VALUES)
+    settings = _settings(ctx)
+    vault = Vault.open(settings)
+    if from_stdin or not _interactive():
+        value = sys.stdin.read().rstrip("\r\n")
+    else:
+        value = click.prompt(f"Value for {name}", hide_input=True, confirmation_prompt="Repeat it to confirm")
+    if not value:
+        raise VaultUsageError(settings.path, f"no value given for {name}; nothing was stored")
+    existed = any(info.name == name for info in vault.names())
+    vault.set(name, value)
+    click.echo(f"{'replaced' if existed else 'stored'} {name} in {settings.path}")
+
+
+@secrets.command("list")
+@click.pass_context
+def list_cmd(ctx: click.Context) -> None:
+    """List the stored names and when each was set (never the values)."""
+    vault = Vault.open(_settings(ctx))
+    infos = vault.names()
+    width = max([len(info.name) for info in infos] + [4])
+    click.echo(f"{'NAME':<{width}}  SET AT (UTC)")
+    for info in infos:
+        click.echo(f"{info.name:<{width}}  {info.set_at:%Y-%m-%d %H:%M:%S}")
+    unset = [name for name in WELL_KNOWN if name not in {info.name for info in infos}]
+    if unset:
+        click.echo(f"not set: {', '.join(unset)}")
+
+
+@secrets.command("verify")
+@click.option("--online", is_flag=True, help="Also check that the credentials work against Entra and Jira.")
+@click.pass_context
+def verify_cmd(ctx: click.Context, online: bool) -> None:
+    """Decrypt every secret (and with --online, try them against Entra and Jira)."""
+    settings = _settings(ctx)
+    vault = Vault.open(settings)
+    names = vault.verify()
+    click.echo(f"ok: {settings.path} opens and all {len(names)} secrets decrypt ({', '.join(names)})")
+    if not online:
+        return
+    failed = 0
+    for what, ok, detail in online_checks(settings, vault.resolve(names)):
+        failed += not ok
+        click.echo(f"{'ok' if ok else 'FAILED'}: {what}: {detail}")
+    if failed:
+        raise VaultUsageError(settings.path, f"{failed} online check(s) failed")
+
+
+@secrets.command("rotate")
+@click.option(
+    "--new-passphrase", is_flag=True, help="Prompt for a new encryption string; the old one stops working."
+)
+@click.option("--to-kms", metavar="KEY_ID", help="Wrap the data key under this AWS KMS key.")
+@click.option("--data-key", is_flag=True, help="Also replace the data key and re-encrypt every value.")
+@click.option(
+    "--require",
+    type=click.Choice(SOURCES),
+    multiple=True,
+    help="Key sources afterwards (repeatable); default: vault.require from the configuration.",
+)
+@click.pass_context
+def rotate_cmd(
+    ctx: click.Context, new_passphrase: bool, to_kms: str | None, data_key: bool, require: tuple[str, ...]
+) -> None:
+    """Re-wrap the data key under fresh master keys (and optionally replace the data key)."""
+    settings = _settings(ctx)
+    vault = Vault.open(settings, check_require=False)
+    phrase = _new_passphrase("New encryption string") if new_passphrase else None
+    vault.rotate(new_passphrase=phrase, to_kms=to_kms, require=require or None, data_key=data_key)
+    click.echo(f"rotated {settings.path}: now protected by {'+'.join(vault.require)}")
+    if data_key:
+        click.echo("every value was re-encrypted under a new data key")
+    if phrase is not None:
+        click.echo(
+            f"update {ENV_PASSPHRASE} / {ENV_PASSPHRASE_FILE} now: the old encryption string no longer works"
+        )
+    if to_kms and to_kms != settings.kms_key_id:
+        click.echo(f"set vault.kms_key_id: {to_kms} in the configuration")
+    if vault.require != settings.require:
+        click.echo(f"set vault.require: [{', '.join(vault.require)}] in the configuration")
+
+
+@secrets.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def delete_cmd(ctx: click.Context, name: str, yes: bool) -> None:
+    """Remove secret NAME from the vault."""
+    settings = _settings(ctx)
+    vault = Vault.open(settings)
+    if not yes:
+        click.confirm(f"Delete {name} from {settings.path}?", abort=True)
+    vault.delete(name)
+    click.echo(f"deleted {name} from {settings.path}")
