@@ -43,6 +43,12 @@ TEXT_LIMIT = 255
 TRUNCATION_MARKER = "…"
 _GRAPHEME = regex.compile(r"\X")
 _TRUE = frozenset({"true"})
+
+
+class _Invalid(ValueError):
+    """A reason written here, safe to show: it never contains the value."""
+
+
 _FALSE = frozenset({"false"})
 
 
@@ -89,12 +95,12 @@ def _clean_text(value: object) -> str | None:
 
 def _integer(value: object) -> int | None:
     if isinstance(value, bool):
-        raise TypeError("a boolean is not an integer")
+        raise _Invalid("a boolean is not an integer")
     if isinstance(value, int):
         return value
     if isinstance(value, float):
         if not value.is_integer():
-            raise ValueError("not a whole number")
+            raise _Invalid("not a whole number")
         return int(value)
     if isinstance(value, str):
         text = value.strip()
@@ -105,14 +111,14 @@ def _integer(value: object) -> int | None:
         except ValueError:
             number = float(text)
             if not number.is_integer():
-                raise ValueError("not a whole number") from None
+                raise _Invalid("not a whole number") from None
             return int(number)
-    raise TypeError(f"cannot read an integer from {type(value).__name__}")
+    raise _Invalid(f"cannot read an integer from {type(value).__name__}")
 
 
 def _double(value: object) -> float | None:
     if isinstance(value, bool):
-        raise TypeError("a boolean is not a number")
+        raise _Invalid("a boolean is not a number")
     if isinstance(value, int | float):
         number = float(value)
     elif isinstance(value, str):
@@ -120,9 +126,9 @@ def _double(value: object) -> float | None:
             return None
         number = float(value.strip())
     else:
-        raise TypeError(f"cannot read a number from {type(value).__name__}")
+        raise _Invalid(f"cannot read a number from {type(value).__name__}")
     if not math.isfinite(number):
-        raise ValueError("not a finite number")
+        raise _Invalid("not a finite number")
     return number + 0.0  # -0.0 -> 0.0
 
 
@@ -137,7 +143,7 @@ def _boolean(value: object) -> bool | None:
             return True
         if text in _FALSE:
             return False
-    raise ValueError("expected true or false")
+    raise _Invalid("expected true or false")
 
 
 def _parse_datetime(value: object) -> datetime:
@@ -148,7 +154,7 @@ def _parse_datetime(value: object) -> datetime:
     elif isinstance(value, str):
         moment = datetime.fromisoformat(value.strip())
     else:
-        raise TypeError(f"cannot read a date from {type(value).__name__}")
+        raise _Invalid(f"cannot read a date from {type(value).__name__}")
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -165,7 +171,8 @@ def _date(value: object) -> str | None:
 def _datetime(value: object) -> str | None:
     if isinstance(value, str) and not value.strip():
         return None
-    return _parse_datetime(value).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = _parse_datetime(value)
+    return f"{moment.date().isoformat()}T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}Z"
 
 
 def _time(value: object) -> str | None:
@@ -178,7 +185,7 @@ def _time(value: object) -> str | None:
     elif isinstance(value, time):
         moment = value
     else:
-        raise TypeError(f"cannot read a time from {type(value).__name__}")
+        raise _Invalid(f"cannot read a time from {type(value).__name__}")
     return moment.replace(microsecond=0, tzinfo=None).isoformat()
 
 
@@ -209,9 +216,11 @@ def _scalar(attr: AssetsAttribute, value: object, truncations: Counter[str] | No
         return None
     try:
         result = convert(value)
-    except (TypeError, ValueError, ArithmeticError) as exc:
-        # The message names the attribute and the problem, never the value (it may be personal).
+    except _Invalid as exc:
         raise ValueError(f"attribute {attr.name!r} ({attr.kind}): {exc}") from None
+    except (TypeError, ValueError, ArithmeticError):
+        # Python's own messages quote the value, which may be personal: say only what was expected.
+        raise ValueError(f"attribute {attr.name!r} ({attr.kind}): not a valid {attr.kind} value") from None
     if attr.kind == "select" and isinstance(result, str) and attr.options:
         result = _canonical_option(result, attr.options)
     if attr.kind == "text" and isinstance(result, str):
