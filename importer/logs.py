@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-__all__ = ["register_secret", "registered_secrets", "scrub_text"]
+__all__ = ["register_secret", "registered_secrets", "scrub_text", "set_pseudonymizer"]
 
 _secrets: set[str] = set()
 _lock = threading.Lock()
@@ -28,3 +28,12 @@ def scrub_text(text: str) -> str:
     for value in sorted(registered_secrets(), key=len, reverse=True):
         text = text.replace(value, "[redacted]")
     return text
+
+
+_pseudonymizer: object | None = None
+
+
+def set_pseudonymizer(pseudonymizer: object) -> None:
+    """Install the keyed pseudonymizer the anonymizing processor uses (from the vault's pepper)."""
+    global _pseudonymizer  # noqa: PLW0603 - one process-wide logging configuration
+    _pseudonymizer = pseudonymizer

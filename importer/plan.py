@@ -28,6 +28,7 @@ __all__ = [
     "TypeInput",
     "build_plan",
     "guard",
+    "type_order",
 ]
 
 Action = Literal["create", "update", "mark", "delete"]
@@ -162,7 +163,7 @@ def build_plan(
     changes: list[Change] = []
     for inp in inputs:
         changes.extend(_diff_type(inp))
-    order = _type_order([i.name for i in inputs], dependencies or {})
+    order = type_order([i.name for i in inputs], dependencies or {})
     changes.sort(key=lambda c: (_ORDER[c.action], order[c.type], c.source_id))
     plan = Plan(
         mode=mode,
@@ -266,7 +267,7 @@ _REASONS = {
 }
 
 
-def _type_order(names: Sequence[str], deps: Mapping[str, Iterable[str]]) -> dict[str, int]:
+def type_order(names: Sequence[str], deps: Mapping[str, Iterable[str]]) -> dict[str, int]:
     """Referenced types first; otherwise the mapping's order."""
     order: list[str] = []
     visiting: set[str] = set()
