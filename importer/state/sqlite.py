@@ -26,7 +26,7 @@ from typing import Any
 
 from importer.errors import LeaseLostError
 from importer.state import _codec as c
-from importer.state._sqlite_schema import connect, quick_check, translate_errors
+from importer.state._sqlite_schema import SCHEMA_VERSION, connect, quick_check, translate_errors
 from importer.state.base import check_commit
 from importer.state.models import (
     LEASE_SKEW,
@@ -111,8 +111,12 @@ class SqliteStateStore:
         with self._lock:
             conn = self._connection()
             quick_check(conn, self._path)
-            opened = self._opened if self._opened != "opened" else "checked"
-        return f"SQLite state file {self._path}: {opened} (schema ok, instance {self._instance})"
+            opened, self._opened = self._opened, "opened"  # report a creation once
+        what = {"created": "created", "initialised": "schema created"}.get(opened, "exists")
+        return (
+            f"SQLite state file {self._path}: {what}; schema version {SCHEMA_VERSION}, "
+            f"integrity ok (instance {self._instance})"
+        )
 
     def init(self) -> None:
         """Create the file and schema if needed and check the file's integrity; idempotent."""
