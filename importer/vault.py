@@ -34,7 +34,6 @@ Errors, all ``CredentialError`` (exit code 4); messages never hold a value or th
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import hmac
 import json
@@ -445,7 +444,7 @@ def _int(value: object, where: str) -> int:
 def _bytes(value: object, where: str, *, size: int | None = None, least: int = 1) -> bytes:
     try:
         data = base64.b64decode(_str(value, where), validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or non-ASCII text
         raise _Bad(f"{where} is not valid base64") from None
     if (size is not None and len(data) != size) or len(data) < least:
         raise _Bad(f"{where} has the wrong length")
@@ -486,7 +485,7 @@ def _from_json(top: dict[str, Any]) -> _Doc:
         raise _Bad("require must list passphrase and/or kms, in that order")
     kek = _obj(top["kek"], "kek", require)
     vault_id = _str(top["vault_id"], "vault_id")
-    if str(uuid.UUID(vault_id) if re.fullmatch(r"[0-9a-f-]{36}", vault_id) else "") != vault_id:
+    if not re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", vault_id):
         raise _Bad("vault_id is not a UUID")
     passphrase = kms = None
     if "passphrase" in kek:
@@ -723,9 +722,14 @@ class _Kms:
 
     settings: VaultSettings
     client: KmsClient | None
+    _cache: dict[str, KmsClient] = field(default_factory=dict)
 
     def _for(self, key_id: str) -> KmsClient:
-        return self.client if self.client is not None else _kms_client(self.settings, key_id)
+        if self.client is not None:
+            return self.client
+        if key_id not in self._cache:
+            self._cache[key_id] = _kms_client(self.settings, key_id)
+        return self._cache[key_id]
 
     def generate(self, key_id: str, ctx: Mapping[str, str]) -> tuple[bytearray, bytes, str]:
         """A fresh 256-bit KEK, its ciphertext blob and the key's ARN."""
@@ -775,7 +779,7 @@ def _parse(path: Path, raw: bytes) -> tuple[_Doc, bytes]:
     """Parse and check the structure; any change to the bytes is caught here or by the MAC later."""
     try:
         top = json.loads(raw.decode("ascii"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, absurd integers, nesting
         if not raw.endswith(b"\n}\n"):  # only the top-level object closes at column 0
             raise VaultTruncatedError(
                 path,
@@ -1131,7 +1135,9 @@ class Vault:
                 )
         if new_passphrase is not None and "passphrase" not in target:
             raise VaultUsageError(
-                path, "a new encryption string was given, but the rotated vault would not use one"
+                path,
+                "a new encryption string was given, but the rotated vault would not use one "
+                "(add --require passphrase)",
             )
         kek_p, pass_kek = None, None
         if "passphrase" in target:

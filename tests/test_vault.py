@@ -7,6 +7,7 @@ import copy
 import json
 import pickle
 import stat
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,6 +17,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
+from hypothesis import given
+from hypothesis import settings as settings_hypothesis
+from hypothesis import strategies as st
 
 from importer import vault as vault_mod
 from importer.errors import ConfigError, CredentialError
@@ -354,6 +358,71 @@ def test_absurd_scrypt_parameters_are_refused_before_any_work(filled: Path, sett
     rewrite(filled, lambda doc: doc["kek"]["passphrase"].update(n=2**40))
     with pytest.raises(VaultCorruptError, match="scrypt parameters"):
         Vault.open(settings, environ=ENV)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param('{\n"version": ' + "9" * 5000 + "\n}\n", id="huge-integer"),
+        pytest.param('{\n"a": ' + "[" * 100_000 + "]" * 100_000 + "\n}\n", id="deep-nesting"),
+        pytest.param("\u00e9t\u00e9\n}\n", id="not-ascii"),
+        pytest.param("[1, 2]\n}\n", id="not-an-object"),
+    ],
+)
+def test_hostile_files_fail_cleanly(settings: VaultSettings, content: str) -> None:
+    settings.path.parent.mkdir(mode=0o700)
+    settings.path.write_text(content)
+    settings.path.chmod(0o600)
+    with pytest.raises(VaultCorruptError):
+        Vault.open(settings, environ=ENV)
+
+
+def _paths(node: object, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*prefix, key))
+    return found
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings_hypothesis(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_any_field_replaced_by_any_json_fails_as_a_vault_error(data: st.DataObject) -> None:
+    """Whatever a field is replaced with, opening fails with a VaultError, never anything else."""
+    with tempfile.TemporaryDirectory() as directory:
+        settings = settings_for(Path(directory))
+        Vault.create(settings, environ=ENV, scrypt=FAST).set("jira_email", "CANARY-hypothesis")
+        doc = json.loads(settings.path.read_text())
+        where = data.draw(st.sampled_from(_paths(doc)))
+        value = data.draw(_JSON)
+        parent = doc
+        for key in where[:-1]:
+            parent = parent[key]
+        if parent[where[-1]] == value:
+            return
+        parent[where[-1]] = value
+        settings.path.write_text(json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=True) + "\n")
+        with pytest.raises(VaultError):
+            Vault.open(settings, environ=ENV).verify()
+
+
+@settings_hypothesis(max_examples=200, deadline=None)
+@given(content=st.binary(max_size=600))
+def test_arbitrary_bytes_fail_as_a_vault_error(content: bytes) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        settings = settings_for(Path(directory))
+        settings.path.parent.mkdir(mode=0o700)
+        settings.path.write_bytes(content)
+        settings.path.chmod(0o600)
+        with pytest.raises(VaultError):
+            Vault.open(settings, environ=ENV)
 
 
 # --- file modes and atomic writes -------------------------------------------------------------
