@@ -527,6 +527,8 @@ class Http:
             raise self._transport(method, route, "read timeout", exc, timeout=True, sent=True) from None
         except requests.exceptions.SSLError as exc:
             raise self._fatal_transport(method, route, "TLS verification failed", exc) from None
+        except requests.exceptions.ContentDecodingError as exc:  # e.g. a gzip body cut short
+            raise self._transport(method, route, "undecodable body", exc, timeout=False, sent=True) from None
         except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
             sent = not _never_connected(exc)
             raise self._transport(method, route, "connection error", exc, timeout=False, sent=sent) from None
