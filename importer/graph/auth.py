@@ -222,7 +222,13 @@ class GraphAuth:
         """Drop the cached token (after Graph said 401), so the next call fetches a new one."""
         cached = self._app()
         with cached.lock:
-            cached.app.remove_tokens_for_client()
+            try:
+                cached.app.remove_tokens_for_client()
+            except Exception:  # the alias lookup it makes on public clouds may fail
+                # This app object's cache holds only our app-only tokens: drop them directly.
+                cache = cached.app.token_cache
+                for entry in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
+                    cache.remove_at(entry)
         _log.info("token_dropped", reason="graph_401")
 
     # -- the MSAL application --------------------------------------------------------------------

@@ -262,12 +262,17 @@ def _inner_error(item: Mapping[str, Any], status: Any) -> ApiError:
 def read_intune_owners(client: GraphClient, devices: Iterable[str | GraphRecord]) -> OwnersRead:
     """Owners from Intune's managed devices (primary user), joined on the Entra ``deviceId``."""
     wanted: dict[str, str] = {}  # deviceId (lower-case) -> device object id
+    unjoinable: list[str] = []  # records without a deviceId cannot be enrolled in Intune
     for device in devices:
-        if not isinstance(device, GraphRecord) or not isinstance(device.get("deviceId"), str):
+        if not isinstance(device, GraphRecord):
             raise ValueError(
                 "Intune owners join on deviceId: pass device records read with intune_owners=True"
             )
-        wanted[str(device.get("deviceId")).lower()] = device.id
+        key = device.get("deviceId")
+        if isinstance(key, str) and key:
+            wanted[key.lower()] = device.id
+        else:
+            unjoinable.append(device.id)
     select = "azureADDeviceId,userId,userPrincipalName"
     url = f"{client.graph_url}/v1.0/deviceManagement/managedDevices?$select={select}"
     found: dict[str, DeviceOwner] = {}
@@ -294,13 +299,14 @@ def read_intune_owners(client: GraphClient, devices: Iterable[str | GraphRecord]
     owners: dict[str, DeviceOwner | None] = {}
     if complete:
         owners = {object_id: found.get(key) for key, object_id in wanted.items()}
+        owners.update(dict.fromkeys(unjoinable))
     _log.info(
         "owners_read",
         via="intune",
-        devices=len(wanted),
+        devices=len(wanted) + len(unjoinable),
         requests=pages,
         with_owner=len(found),
         complete=complete,
     )
-    failed = () if complete else tuple(wanted.values())
+    failed = () if complete else (*wanted.values(), *unjoinable)
     return OwnersRead(owners=owners, complete=complete, error=error, failed=failed, requests=pages)

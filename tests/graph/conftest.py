@@ -87,6 +87,7 @@ class FakeAuthority:
         self.discovery_gets = 0
         self.refusals: deque[Reply] = deque()
         self.oidc: Reply | None = None
+        self.instance_status = 200
         config = json.dumps(sample("fake-authority/openid-configuration-minimal.json")).replace(LOGIN, host)
         self._config = json.loads(config.replace(TENANT, tenant))
         rsps.add_callback(
@@ -110,6 +111,8 @@ class FakeAuthority:
         return 200, {}, json.dumps(self._config)
 
     def _instance(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        if self.instance_status != 200:
+            return self.instance_status, {}, json.dumps({"error": "invalid_instance"})
         return 200, {}, json.dumps(sample("fake-authority/instance-discovery.json"))
 
     def _token(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:

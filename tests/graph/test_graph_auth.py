@@ -72,6 +72,14 @@ def test_invalidate_drops_the_cached_token(auth: GraphAuth, authority: FakeAutho
     assert auth.token() == "token-2"
 
 
+def test_invalidate_works_when_the_alias_lookup_fails(auth: GraphAuth, authority: FakeAuthority) -> None:
+    """remove_tokens_for_client asks the public cloud for aliases; if that fails, the token still goes."""
+    assert auth.token() == "token-1"
+    authority.instance_status = 404
+    auth.invalidate()
+    assert auth.token() == "token-2"
+
+
 @pytest.mark.parametrize(
     ("cloud", "login", "graph"),
     [

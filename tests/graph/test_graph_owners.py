@@ -224,6 +224,7 @@ def test_intune_owners_join_on_device_id(client: GraphClient, graph: FakeGraph) 
         GraphRecord(id="obj-a", fields=Fields({"deviceId": "Azure ADDevice Id value"})),
         GraphRecord(id="obj-b", fields=Fields({"deviceId": "dev-b"})),
         GraphRecord(id="obj-c", fields=Fields({"deviceId": "dev-c"})),
+        GraphRecord(id="obj-d", fields=Fields({"displayName": "no deviceId sent"})),
     ]
     read = client.read_owners(devices, intune=True)
     assert read.complete
@@ -231,6 +232,7 @@ def test_intune_owners_join_on_device_id(client: GraphClient, graph: FakeGraph) 
         "obj-a": DeviceOwner(user_id="User Id value", user_principal_name="User Principal Name value"),
         "obj-b": None,  # enrolled without a primary user
         "obj-c": None,  # not managed by Intune
+        "obj-d": None,  # no deviceId: cannot be enrolled
     }
     assert graph.urls() == [listing, page2]
 

@@ -431,3 +431,12 @@ def test_logs_hold_counts_and_routes_never_personal_values(client: GraphClient, 
     assert finished
     assert finished[0]["records"] == 7
     assert finished[0]["pages"] == 3
+
+
+def test_undecodable_body_is_incomplete(client: GraphClient, graph: FakeGraph) -> None:
+    """A gzip body cut short is a transport error (retried, then incomplete), not a crash."""
+    graph.on(USERS_FULL, sample("users-delta-1-initial.json"))
+    graph.on(STEP2, Reply(raw="\x1f\x8b\x08 not really gzip", headers={"Content-Encoding": "gzip"}))
+    read = client.read("users", select=USER_SELECT)
+    _assert_incomplete(read, TransportError)
+    assert len(read.records) == 3
