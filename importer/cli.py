@@ -9,8 +9,10 @@ traceback; ``--log-level debug`` adds detail to the (anonymized) log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -20,6 +22,7 @@ import click
 from importer import __version__
 from importer.config import ENV_CONFIG, Settings, config_json_schema, load_settings
 from importer.errors import ImporterError, NotLandedError
+from importer.render import render_json, render_markdown, render_text
 
 __all__ = ["AppContext", "main"]
 
@@ -39,6 +42,15 @@ class AppContext:
         if self._settings is None:
             self._settings = load_settings(self.config_path)
         return self._settings
+
+    def runtime(self) -> Any:
+        """Decrypt the credentials and wire the parts (vault, state, clients)."""
+        from importer.logs import configure_logging
+        from importer.runtime import open_runtime
+
+        settings = self.settings()
+        configure_logging(settings.logging, level=self.log_level)
+        return open_runtime(settings)
 
     def vault_settings(self) -> Any:
         """The vault settings built from the configuration."""
@@ -101,6 +113,9 @@ def main(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
       importer run                    run as a daemon on the configured schedule
       importer demo                   try it all on the built-in sandbox
     """
+    from importer.logs import configure_logging
+
+    configure_logging(level=log_level or "warning")  # until a command loads the config: stderr only
     ctx.obj = AppContext(config_path=config_path, log_level=log_level)
 
 
@@ -182,8 +197,35 @@ def sync_cmd(app: AppContext, full: bool, approve: str | None, only: tuple[str, 
     Exit 0 when everything applied, 1 when the run or some objects failed (they are retried next
     run), 3 when the deletion guard refused the plan, 5 when another run holds the lease.
     """
-    app.settings()
-    _not_landed("importer sync")
+    from importer.runtime import holder_name
+    from importer.sync import LeaseKeeper, RunOptions, run_sync
+
+    rt = app.runtime()
+    try:
+        with _progress() as progress, LeaseKeeper(rt, holder_name(), wait_s=wait) as keeper:
+            options = RunOptions(apply=True, full=full, only=only, approve=approve, progress=progress)
+            result = run_sync(rt, options, lease=keeper)
+    finally:
+        rt.close()
+    out = sys.stdout
+    color = out.isatty()
+    fmt, redact = _formatters(result, rt, redact=False)
+    if result.outcome == "refused":
+        click.echo(
+            render_text(result.plan, instance=rt.settings.instance, color=color, fmt=fmt, limit=50), nl=False
+        )
+    click.echo(_summary_line(result))
+    for failure in result.failures[:20]:
+        click.echo(
+            f"  failed {failure.action} {failure.type} {failure.object_id or redact(failure.source_id)}: "
+            f"{failure.error}",
+            err=True,
+        )
+    if len(result.failures) > 20:
+        click.echo(f"  ... and {len(result.failures) - 20} more failures (see the log)", err=True)
+    if result.message:
+        click.echo(result.message, err=True)
+    sys.exit(result.exit_code())
 
 
 @main.command("plan")
@@ -222,8 +264,31 @@ def plan_cmd(
     Exit 0 when there is nothing to do, 2 with --detailed-exitcode when there are changes,
     3 when the deletion guard would refuse the plan.
     """
-    app.settings()
-    _not_landed("importer plan")
+    import os
+
+    from importer.sync import RunOptions, run_sync
+
+    rt = app.runtime()
+    trigger = "ci" if os.environ.get("CI") else "manual"
+    try:
+        result = run_sync(rt, RunOptions(apply=False, full=full, only=only, trigger=trigger))  # type: ignore[arg-type]
+    finally:
+        rt.close()
+    value_fmt, redactor = _formatters(result, rt, redact=redact)
+    instance = rt.settings.instance
+    if fmt == "json":
+        text = render_json(result.plan, instance=instance, fmt=value_fmt if redact else None, redact=redactor)
+    elif fmt == "markdown":
+        text = render_markdown(result.plan, instance=instance, fmt=value_fmt, redact=redactor)
+    else:
+        color = out is None and sys.stdout.isatty()
+        text = render_text(result.plan, instance=instance, color=color, fmt=value_fmt, redact=redactor)
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"plan written to {out} ({_summary_line(result)})", err=True)
+    else:
+        click.echo(text, nl=False)
+    sys.exit(result.exit_code(detailed=detailed_exitcode))
 
 
 @main.group("schema")
@@ -234,17 +299,52 @@ def schema_group() -> None:
 @schema_group.command("plan")
 @click.pass_obj
 def schema_plan(app: AppContext) -> None:
-    """Show which object types, attributes and statuses are missing or wrong in Assets."""
-    app.settings()
-    _not_landed("importer schema plan")
+    """Show which object types, attributes and statuses are missing or wrong in Assets.
+
+    Exit 0 when the schema has everything the mapping needs, 2 when something is missing.
+    """
+    from importer.assets import plan_schema
+    from importer.sync import requirements
+
+    rt = app.runtime()
+    try:
+        plan = plan_schema(rt.assets(), rt.settings.assets.schema_key, requirements(rt.settings))
+    finally:
+        rt.close()
+    click.echo(plan.render())
+    sys.exit(0 if plan.is_empty else 2)
 
 
 @schema_group.command("apply")
 @click.pass_obj
 def schema_apply(app: AppContext) -> None:
-    """Create what the mapping needs in the Assets schema (idempotent; never deletes)."""
-    app.settings()
-    _not_landed("importer schema apply")
+    """Create what the mapping needs in the Assets schema (idempotent; never deletes or changes).
+
+    Object types get their icon, the key attribute (unique, required), the label, references to
+    the right type, User and Status attributes, and the statuses used for marking. Attributes of
+    a different type than the mapping needs are reported, never changed.
+    """
+    from importer.assets import apply_schema
+    from importer.sync import requirements
+
+    rt = app.runtime()
+    try:
+        result = apply_schema(rt.assets(), rt.settings.assets.schema_key, requirements(rt.settings))
+    finally:
+        rt.close()
+    for name in result.created_types:
+        click.echo(f"+ object type {name}")
+    for name in result.created_attributes:
+        click.echo(f"+ attribute {name}")
+    for name in result.created_statuses:
+        click.echo(f"+ status {name}")
+    for conflict in result.conflicts:
+        click.echo(f"! {conflict}", err=True)
+    click.echo(
+        f"schema {rt.settings.assets.schema_key}: {result.created} created"
+        + (f", {len(result.conflicts)} conflicts left alone" if result.conflicts else "")
+    )
+    sys.exit(1 if result.conflicts else 0)
 
 
 @main.group("state")
@@ -256,8 +356,14 @@ def state_group() -> None:
 @click.pass_obj
 def state_init(app: AppContext) -> None:
     """Create the state store (the SQLite file, or the DynamoDB table with TTL)."""
-    app.settings()
-    _not_landed("importer state init")
+    from importer.runtime import open_state
+    from importer.state import init_state
+
+    store = open_state(app.settings())
+    try:
+        click.echo(init_state(store))
+    finally:
+        store.close()
 
 
 @main.command("doctor")
@@ -310,6 +416,39 @@ def privacy_forget(app: AppContext, who: str, delete_objects: bool) -> None:
 def demo_cmd() -> None:
     """Run the whole job on the built-in sandbox: schema, first sync, changes, incremental sync."""
     _not_landed("importer demo")
+
+
+def _summary_line(result: Any) -> str:
+    s = result.plan.summary()
+    done = {
+        a: sum(c.get(a, 0) for c in result.applied.values()) for a in ("create", "update", "mark", "delete")
+    }
+    if result.outcome == "planned":
+        return f"plan {result.plan.plan_hash}: " + ", ".join(f"{n} {a}" for a, n in s.items())
+    if result.outcome == "refused":
+        return f"refused by the deletion guard (plan {result.plan.plan_hash}); nothing was changed"
+    failed = len(result.failures)
+    return (
+        f"sync {result.outcome} ({result.plan.mode}) in {result.duration_s:.1f}s: "
+        f"{done['create']} created, {done['update']} updated, {done['mark']} marked, "
+        f"{done['delete']} deleted, {s['unchanged']} unchanged, {failed} failed; "
+        f"{sum(result.requests.values())} requests"
+    )
+
+
+def _formatters(result: Any, rt: Any, *, redact: bool) -> tuple[Any, Any]:
+    from importer.sync import value_formatter
+
+    return value_formatter(result, rt.settings, rt.pseudonyms if redact else None)
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[Any]:
+    """A progress bar on a terminal; a log line per 1,000 operations otherwise."""
+    from importer.progress import open_progress
+
+    with open_progress(tty=sys.stderr.isatty()) as progress:
+        yield progress
 
 
 def _register_optional_groups() -> None:

@@ -55,7 +55,15 @@ if TYPE_CHECKING:
     from importer.runtime import Runtime
     from importer.state import Lease, RunRecord
 
-__all__ = ["LeaseKeeper", "RunOptions", "RunResult", "content_hash", "requirements", "run_sync"]
+__all__ = [
+    "LeaseKeeper",
+    "RunOptions",
+    "RunResult",
+    "content_hash",
+    "requirements",
+    "run_sync",
+    "value_formatter",
+]
 
 _log = structlog.get_logger("importer.sync")
 Outcome = Literal["planned", "success", "partial", "failed", "refused", "interrupted"]
@@ -159,6 +167,44 @@ def requirements(settings: Settings) -> list[TypeRequirement]:
             )
         )
     return out
+
+
+_PERSONAL_KINDS = frozenset({"text", "textarea", "email", "url", "user", "select", "ipaddress"})
+
+
+def value_formatter(
+    result: RunResult, settings: Settings, pseudonyms: Callable[[str], str] | None
+) -> tuple[Callable[[str, str, object], str], Callable[[str], str]]:
+    """How plan values are shown: status names, pending creates spelled out, personal values
+    pseudonymized when ``pseudonyms`` is given (``--redact``). Returns (value formatter, redactor)."""
+    from importer.plan import jsonable
+
+    types = {e.name: e.object_type for e in settings.mapping.object_types}
+    statuses = {s.id: s.name for s in result.schema.statuses.values()}
+
+    def redact(text: str) -> str:
+        return pseudonyms(text) if pseudonyms is not None else text
+
+    def fmt(type_name: str, attr: str, value: object) -> str:
+        if value is None:
+            return "(empty)"
+        if isinstance(value, Pending):
+            return f"(the new {value.ref.type} object for {redact(value.ref.source_id)})"
+        try:
+            kind = result.schema.type(types[type_name]).attribute(attr).kind
+        except KeyError:
+            kind = "text"
+        if kind == "status" and isinstance(value, str):
+            return json.dumps(statuses.get(value, value), ensure_ascii=False)
+        if kind == "reference":
+            return f"object {value}"
+        if kind in _PERSONAL_KINDS and pseudonyms is not None:
+            if isinstance(value, tuple):
+                return json.dumps([redact(str(v)) for v in value])
+            return redact(str(value))
+        return json.dumps(jsonable(value), ensure_ascii=False)
+
+    return fmt, redact
 
 
 class LeaseKeeper:
