@@ -7,6 +7,7 @@ vault and credential problems), never a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ from importer.vault import (
     ENV_PASSPHRASE_FILE,
     SOURCES,
     WELL_KNOWN,
+    PassphraseMissingError,
     Secret,
     Vault,
     VaultSettings,
@@ -103,6 +105,18 @@ def _interactive() -> bool:
     return sys.stdin.isatty()
 
 
+def _open(settings: VaultSettings, *, check_require: bool = True) -> Vault:
+    """Open the vault; at a terminal with no encryption string configured, ask for it once."""
+    try:
+        return Vault.open(settings, check_require=check_require)
+    except PassphraseMissingError:
+        if has_passphrase_source(settings) or not _interactive():
+            raise
+    typed: str = click.prompt("Encryption string", hide_input=True)
+    environ = {**os.environ, ENV_PASSPHRASE: typed}
+    return Vault.open(settings, environ=environ, check_require=check_require)
+
+
 def _new_passphrase(prompt: str) -> str:
     value: str = click.prompt(prompt, hide_input=True, confirmation_prompt="Repeat it to confirm")
     return value
@@ -139,7 +153,7 @@ def set_cmd(ctx: click.Context, name: str, from_stdin: bool) -> None:
     if ctx.args:
         raise click.UsageError(NO_ARGUMENT_VALUES)
     settings = _settings(ctx)
-    vault = Vault.open(settings)
+    vault = _open(settings)
     if from_stdin or not _interactive():
         value = sys.stdin.read().rstrip("\r\n")
     else:
@@ -155,7 +169,7 @@ def set_cmd(ctx: click.Context, name: str, from_stdin: bool) -> None:
 @click.pass_context
 def list_cmd(ctx: click.Context) -> None:
     """List the stored names and when each was set (never the values)."""
-    vault = Vault.open(_settings(ctx))
+    vault = _open(_settings(ctx))
     infos = vault.names()
     width = max([len(info.name) for info in infos] + [4])
     click.echo(f"{'NAME':<{width}}  SET AT (UTC)")
@@ -172,7 +186,7 @@ def list_cmd(ctx: click.Context) -> None:
 def verify_cmd(ctx: click.Context, online: bool) -> None:
     """Decrypt every secret (and with --online, try them against Entra and Jira)."""
     settings = _settings(ctx)
-    vault = Vault.open(settings)
+    vault = _open(settings)
     names = vault.verify()
     click.echo(f"ok: {settings.path} opens and all {len(names)} secrets decrypt ({', '.join(names)})")
     if not online:
@@ -203,7 +217,7 @@ def rotate_cmd(
 ) -> None:
     """Re-wrap the data key under fresh master keys (and optionally replace the data key)."""
     settings = _settings(ctx)
-    vault = Vault.open(settings, check_require=False)
+    vault = _open(settings, check_require=False)
     phrase = _new_passphrase("New encryption string") if new_passphrase else None
     vault.rotate(new_passphrase=phrase, to_kms=to_kms, require=require or None, data_key=data_key)
     click.echo(f"rotated {settings.path}: now protected by {'+'.join(vault.require)}")
@@ -226,7 +240,7 @@ def rotate_cmd(
 def delete_cmd(ctx: click.Context, name: str, yes: bool) -> None:
     """Remove secret NAME from the vault."""
     settings = _settings(ctx)
-    vault = Vault.open(settings)
+    vault = _open(settings)
     if not yes:
         click.confirm(f"Delete {name} from {settings.path}?", abort=True)
     vault.delete(name)

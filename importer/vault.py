@@ -71,6 +71,7 @@ __all__ = [
     "JIRA_API_TOKEN",
     "JIRA_EMAIL",
     "LOG_PEPPER",
+    "SOURCES",
     "WELL_KNOWN",
     "KmsAccessDeniedError",
     "KmsClient",

@@ -109,6 +109,17 @@ def test_set_from_stdin_and_from_the_hidden_prompt(
     assert Vault.open(initialised).get("entra_client_secret").reveal() == CLIENT_SECRET
 
 
+def test_at_a_terminal_the_encryption_string_is_asked_for(
+    initialised: VaultSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(ENV_PASSPHRASE)
+    assert run(initialised, "list").exit_code == 4  # not a terminal: the error names the variables
+    monkeypatch.setattr(secrets_cli, "_interactive", lambda: True)
+    result = run(initialised, "list", input=f"{PASS}\n")
+    assert result.exit_code == 0, result.output
+    assert "jira_api_token" in result.output
+
+
 def test_piped_stdin_is_read_without_the_flag(initialised: VaultSettings) -> None:
     result = run(initialised, "set", "jira_api_token", input="CANARY-piped-value\n")
     assert "replaced jira_api_token" in result.output
