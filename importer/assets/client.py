@@ -285,10 +285,9 @@ class AssetsClient:
         ]
 
     def list_schema_attributes(self, schema_id: str) -> list[AssetsAttribute]:
-        """Every attribute of every type in the schema (``GET /objectschema/{id}/attributes``)."""
-        return [
-            parse_attribute(raw) for raw in _list(self.get(f"/objectschema/{schema_id}/attributes"), "values")
-        ]
+        """Every attribute of every type in the schema, each with its object type (``extended=true``)."""
+        body = self.get(f"/objectschema/{schema_id}/attributes", params={"extended": "true"})
+        return [parse_attribute(raw) for raw in _list(body, "values")]
 
     def list_type_attributes(self, type_id: str) -> list[AssetsAttribute]:
         """One type's attributes (``GET /objecttype/{id}/attributes``)."""
@@ -331,6 +330,11 @@ class AssetsClient:
         return parse_attribute(
             self.post(f"/objecttypeattribute/{type_id}", dict(body)), object_type_id=type_id
         )
+
+    def update_attribute(self, type_id: str, attribute_id: str, body: Mapping[str, Any]) -> AssetsAttribute:
+        """``PUT /objecttypeattribute/{objectTypeId}/{id}`` (used only on types apply just created)."""
+        answer = self.put(f"/objecttypeattribute/{type_id}/{attribute_id}", dict(body))
+        return parse_attribute(answer if isinstance(answer, dict) else {}, object_type_id=type_id)
 
     def create_status(self, *, schema_id: str, name: str, category: int) -> AssetsStatus:
         """``POST /config/statustype`` (a status of this schema)."""

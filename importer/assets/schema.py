@@ -43,6 +43,8 @@ __all__ = [
 
 _log = structlog.get_logger("importer.assets.schema")
 DEFAULT_ICONS = ("Object", "Box", "Generic")  # tried in order when a requested icon does not exist
+# maximumCardinality is "valid for Type Email, Select, Object, User, Group, Version and Project" (spec)
+MULTI_KINDS: tuple[AttributeKind, ...] = ("email", "select", "reference", "user", "group")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,12 +173,28 @@ class SchemaApplyResult:
     created_types: tuple[str, ...] = ()
     created_attributes: tuple[str, ...] = ()  # "Type.Attribute"
     created_statuses: tuple[str, ...] = ()
+    renamed_attributes: tuple[str, ...] = ()  # "Type.Old -> New": a new type's own label attribute
     conflicts: tuple[str, ...] = ()
 
     @property
     def created(self) -> int:
         """How many things were created."""
         return len(self.created_types) + len(self.created_attributes) + len(self.created_statuses)
+
+    def render(self) -> str:
+        """What apply did, as text for ``importer schema apply``."""
+        lines = [
+            f"Created {len(self.created_types)} object type(s), {len(self.created_attributes)} attribute(s) "
+            f"and {len(self.created_statuses)} status(es); {len(self.conflicts)} conflict(s) left alone."
+        ]
+        lines += [f"  + object type {name!r}" for name in self.created_types]
+        lines += [f"  + attribute {name}" for name in self.created_attributes]
+        lines += [
+            f"  ~ attribute {name} (the new type's own label attribute)" for name in self.renamed_attributes
+        ]
+        lines += [f"  + status {name!r}" for name in self.created_statuses]
+        lines += [f"  ! {c}" for c in self.conflicts]
+        return "\n".join(lines)
 
 
 def _describe(req: AttributeRequirement) -> str:
@@ -240,6 +258,13 @@ def _conflicts(state: _State, treq: TypeRequirement, found: AssetsObjectType) ->
             problems.append(f"{where} is the key attribute but is not unique")
         if areq.multi and not attr.multi:
             problems.append(f"{where} holds one value, the mapping writes several")
+    wanted = {a.name.casefold() for a in treq.effective_attributes()}
+    for attr in state.attributes.get(found.id, []):
+        if attr.min_cardinality > 0 and not attr.system and attr.name.casefold() not in wanted:
+            problems.append(
+                f"object type {treq.name!r}: attribute {attr.name!r} is required in Assets "
+                "but the mapping does not write it (every create would be refused)"
+            )
     return problems
 
 
@@ -258,6 +283,11 @@ def _diff(state: _State, requirements: Sequence[TypeRequirement]) -> SchemaPlan:
         conflicts += _conflicts(state, treq, found)
     for treq in requirements:
         for areq in treq.effective_attributes():
+            if areq.multi and areq.kind not in MULTI_KINDS:
+                conflicts.append(
+                    f"object type {treq.name!r}: attribute {areq.name!r} cannot hold several values "
+                    f"(Assets allows that for {', '.join(MULTI_KINDS)} attributes only)"
+                )
             if areq.kind == "reference" and not areq.reference_type:
                 conflicts.append(
                     f"object type {treq.name!r}: reference attribute {areq.name!r} names no target type"
@@ -362,6 +392,30 @@ def _attribute_body(
     return body
 
 
+def _adopt_label(
+    client: AssetsClient,
+    treq: TypeRequirement,
+    type_id: str,
+    attrs: list[AssetsAttribute],
+    renamed: list[str],
+) -> list[AssetsAttribute]:
+    """Rename a new type's own label attribute to the mapping's label name, unless the mapping uses it."""
+    wanted = {a.name.casefold() for a in treq.effective_attributes()}
+    auto = next((a for a in attrs if a.label and not a.system), None)
+    if (
+        auto is None
+        or auto.name.casefold() in wanted
+        or any(a.name.casefold() == treq.label_attribute.casefold() for a in attrs)
+    ):
+        return attrs
+    echoed = client.update_attribute(type_id, auto.id, {"name": treq.label_attribute})
+    if not echoed.id:  # an empty echo: keep what we know, with the new name
+        echoed = replace(auto, name=treq.label_attribute)
+    renamed.append(f"{treq.name}.{auto.name} -> {treq.label_attribute}")
+    _log.info("label_attribute_renamed", object_type=treq.name, attribute=treq.label_attribute)
+    return [echoed if a.id == auto.id else a for a in attrs]
+
+
 def apply_schema(
     client: AssetsClient, schema_key: str, requirements: Sequence[TypeRequirement]
 ) -> SchemaApplyResult:
@@ -371,6 +425,7 @@ def apply_schema(
     made_statuses: list[str] = []
     made_types: list[str] = []
     made_attrs: list[str] = []
+    made_renames: list[str] = []
     conflicts = list(plan.conflicts)
     for name in plan.missing_statuses:
         status = client.create_status(schema_id=state.schema.id, name=name, category=_status_category(name))
@@ -387,8 +442,10 @@ def apply_schema(
             schema_id=state.schema.id, name=treq.name, description=treq.description, icon_id=icon_id
         )
         state.types[created.name.casefold()] = created
-        # Assets gives a new type its system attributes (Key, Created, Updated) and a label (Name).
-        state.attributes[created.id] = client.list_type_attributes(created.id)
+        # Assets gives a new type its system attributes (Key, Created, Updated) and a required
+        # label attribute (Name); on a type we just made, that one becomes our label attribute.
+        attrs = client.list_type_attributes(created.id)
+        state.attributes[created.id] = _adopt_label(client, treq, created.id, attrs, made_renames)
         made_types.append(treq.name)
     reference_kind: str | None = None
     for treq in requirements:
@@ -426,5 +483,6 @@ def apply_schema(
         created_types=tuple(made_types),
         created_attributes=tuple(made_attrs),
         created_statuses=tuple(made_statuses),
+        renamed_attributes=tuple(made_renames),
         conflicts=tuple(conflicts),
     )

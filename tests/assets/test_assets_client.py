@@ -76,7 +76,11 @@ def test_schema_reads_parse_the_spec_examples(client: AssetsClient) -> None:
     responses.get(
         f"{BASE}/objectschema/6/objecttypes/flat", json=fixture("objectschema_objecttypes_flat_response.json")
     )
-    responses.get(f"{BASE}/objectschema/6/attributes", json=fixture("objectschema_attributes_response.json"))
+    responses.get(
+        f"{BASE}/objectschema/6/attributes",
+        json=fixture("objectschema_attributes_response.json"),
+        match=[matchers.query_param_matcher({"extended": "true"})],
+    )
     responses.get(f"{BASE}/objecttype/23/attributes", json=fixture("objecttype_attributes_response.json"))
     responses.get(
         f"{BASE}/config/statustype",

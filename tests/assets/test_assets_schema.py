@@ -38,7 +38,7 @@ USER = TypeRequirement(
         AttributeRequirement(name="Manager", kind="reference", reference_type="Entra User"),
         AttributeRequirement(name="Jira Account", kind="user"),
         AttributeRequirement(name="Sync State", kind="status"),
-        AttributeRequirement(name="Groups", kind="text", multi=True),
+        AttributeRequirement(name="Aliases", kind="email", multi=True),
         AttributeRequirement(name="Tier", kind="select", options=("Gold", "Silver")),
     ),
 )
@@ -144,6 +144,10 @@ class FakeSchemaService:
             result = next(t for t in self.types if t["id"] == type_id)
         elif key == "POST /objecttypeattribute/{id}":
             result = self.add_attribute(path.split("/")[2], body)
+        elif key == "PUT /objecttypeattribute/{id}/{id}":
+            doc = next(a for a in self.attributes if a["id"] == path.split("/")[3])
+            doc.update(name=body["name"])
+            result = doc
         elif key == "GET /config/referencetype":
             result = [{"id": "9", "name": "Depends on"}, {"id": "4", "name": "Reference"}]
         else:
@@ -157,6 +161,7 @@ def fake() -> FakeSchemaService:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.add_callback(responses.GET, re.compile(re.escape(BASE) + r"/.*"), callback=service)
         mock.add_callback(responses.POST, re.compile(re.escape(BASE) + r"/.*"), callback=service)
+        mock.add_callback(responses.PUT, re.compile(re.escape(BASE) + r"/.*"), callback=service)
         yield service
 
 
@@ -197,7 +202,9 @@ def test_apply_creates_everything_then_nothing_and_resolve_succeeds(
     assert first.created_statuses == ("Deleted in Entra",)
     assert "Entra User.Entra Object ID" in first.created_attributes
     assert "Entra User.Name" not in first.created_attributes  # Assets made the label already
-    assert "Entra Device.Display Name" in first.created_attributes
+    assert "Entra Device.Display Name" not in first.created_attributes
+    assert first.renamed_attributes == ("Entra Device.Name -> Display Name",)
+    assert "~ attribute Entra Device.Name -> Display Name" in first.render()
     assert first.conflicts == ()
 
     bodies = {(b["name"]): b for k, b in fake.bodies if k == "POST /objecttypeattribute/{id}"}
@@ -221,10 +228,9 @@ def test_apply_creates_everything_then_nothing_and_resolve_succeeds(
         "maximumCardinality": 1,
     }
     assert bodies["Sync State"]["type"] == 7
-    assert bodies["Groups"]["maximumCardinality"] == -1
+    assert bodies["Aliases"]["maximumCardinality"] == -1
     assert bodies["Tier"]["options"] == "Gold,Silver"
     assert bodies["Tier"]["defaultTypeId"] == 10
-    assert bodies["Display Name"]["label"] is True
     type_bodies = [b for k, b in fake.bodies if k == "POST /objecttype/create"]
     assert [b["iconId"] for b in type_bodies] == ["7", "1"]  # "User", then the default icon
 
@@ -256,7 +262,7 @@ def test_drift_lists_every_problem_and_apply_never_changes_a_conflicting_attribu
     by_name[(user_id, "Account Enabled")]["defaultType"] = {"id": 0}  # now text
     by_name[(user_id, "Entra Object ID")]["uniqueAttribute"] = False
     by_name[(device_id, "Owner")]["referenceObjectTypeId"] = device_id
-    by_name[(user_id, "Groups")]["maximumCardinality"] = 1
+    by_name[(user_id, "Aliases")]["maximumCardinality"] = 1
     fake.attributes.remove(by_name[(user_id, "Mail")])
     fake.statuses = [s for s in fake.statuses if s["name"] != "Deleted in Entra"]
 
@@ -273,10 +279,11 @@ def test_drift_lists_every_problem_and_apply_never_changes_a_conflicting_attribu
         in problems
     )
     assert any("'Owner' refers to object type id" in p for p in problems)
-    assert any("'Groups' holds one value" in p for p in problems)
+    assert any("'Aliases' holds one value" in p for p in problems)
     assert len(problems) == 6
 
     fake.bodies.clear()
+    fake.calls.clear()
     result = apply_schema(client, "ENTRA", REQUIREMENTS)
     assert result.created_attributes == ("Entra User.Mail",)
     assert result.created_statuses == ("Deleted in Entra",)
