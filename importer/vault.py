@@ -19,7 +19,7 @@ File format, version 1: one canonical JSON document (sorted keys, indent 2, ASCI
 Errors, all ``CredentialError`` (exit code 4); messages never hold a value or the passphrase::
 
     VaultError                 names the file (``path``)
-    ├── VaultNotFoundError, VaultExistsError, VaultPermissionError, VaultChangedError
+    ├── VaultNotFoundError, VaultExistsError, VaultPermissionError, VaultChangedError, VaultWriteError
     ├── VaultCorruptError      not a vault / malformed      └── VaultTruncatedError
     ├── VaultTamperedError     integrity check failed
     ├── VaultVersionError      unknown format version
@@ -101,6 +101,7 @@ __all__ = [
     "VaultTruncatedError",
     "VaultUsageError",
     "VaultVersionError",
+    "VaultWriteError",
     "WrongKeyError",
     "has_passphrase_source",
 ]
@@ -159,6 +160,10 @@ class VaultPermissionError(VaultError):
 
 class VaultChangedError(VaultError):
     """Another process changed the vault since it was opened; nothing was written."""
+
+
+class VaultWriteError(VaultError):
+    """The vault could not be written (disk full, read-only, no permission); the old file stands."""
 
 
 class VaultCorruptError(VaultError):
@@ -763,6 +768,8 @@ def _read_vault(path: Path) -> bytes:
         raise VaultNotFoundError(
             path, f"no vault at {path}: create one with `importer secrets init`"
         ) from None
+    except OSError as exc:
+        raise VaultPermissionError(path, f"cannot read {path}: {exc.strerror}") from None
     if not stat.S_ISREG(info.st_mode):
         raise VaultCorruptError(path, f"{path} is not a regular file")
     if info.st_mode & 0o077:
@@ -773,7 +780,12 @@ def _read_vault(path: Path) -> bytes:
         )
     if info.st_size > _MAX_FILE:
         raise VaultCorruptError(path, f"{path} is too large to be a vault ({info.st_size} bytes)")
-    return path.read_bytes()
+    try:
+        return path.read_bytes()
+    except OSError as exc:  # e.g. owned by another user: run the command as the importer's user
+        raise VaultPermissionError(
+            path, f"cannot read {path}: {exc.strerror} (it belongs to uid {info.st_uid})"
+        ) from None
 
 
 def _parse(path: Path, raw: bytes) -> tuple[_Doc, bytes]:
@@ -811,23 +823,30 @@ def _parse(path: Path, raw: bytes) -> tuple[_Doc, bytes]:
 
 def _write(path: Path, data: bytes, *, exclusive: bool) -> None:
     """Write atomically: a 0600 temp file in the same directory, fsync, rename, fsync the directory."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise VaultWriteError(path, f"cannot write {path}: {exc.strerror}; nothing was changed") from None
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if exclusive:  # a hard link never replaces an existing file
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise VaultExistsError(
-                    path, f"{path} already exists; refusing to overwrite a vault"
-                ) from None
+        if not exclusive:
+            os.replace(tmp, path)
+        elif _link(tmp, path):  # a hard link never replaces an existing file
             os.unlink(tmp)
+        elif path.exists():  # no hard links on this filesystem: check, then rename
+            raise FileExistsError
         else:
             os.replace(tmp, path)
+    except FileExistsError:
+        raise VaultExistsError(path, f"{path} already exists; refusing to overwrite a vault") from None
+    except OSError as exc:
+        raise VaultWriteError(
+            path, f"cannot write {path}: {exc.strerror}; the old file is unchanged"
+        ) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -836,6 +855,16 @@ def _write(path: Path, data: bytes, *, exclusive: bool) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _link(src: str, dst: Path) -> bool:
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        raise
+    except OSError:
+        return False
+    return True
 
 
 def _now() -> datetime:

@@ -55,6 +55,7 @@ from importer.vault import (
     VaultTruncatedError,
     VaultUsageError,
     VaultVersionError,
+    VaultWriteError,
     WrongKeyError,
 )
 from tests.conftest import free_port
@@ -199,6 +200,18 @@ def test_bad_names_and_values_are_refused(
 ) -> None:
     vault = Vault.open(settings, environ=ENV)
     expect_refusal(filled, lambda: vault.set(name, value), VaultUsageError, names_file=False)
+
+
+def test_create_without_hard_links_still_never_overwrites(
+    settings: VaultSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(src: str, dst: str) -> None:
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(vault_mod.os, "link", no_links)
+    Vault.create(settings, environ=ENV, scrypt=FAST)
+    assert stat.S_IMODE(settings.path.stat().st_mode) == 0o600
+    expect_refusal(settings.path, lambda: Vault.create(settings, environ=ENV, scrypt=FAST), VaultExistsError)
 
 
 def test_create_refuses_to_overwrite(filled: Path, settings: VaultSettings) -> None:
@@ -458,7 +471,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(
 
     monkeypatch.setattr(vault_mod.os, "replace", broken_replace)
     before = filled.read_bytes()
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(VaultWriteError, match="No space left on device; the old file is unchanged"):
         vault.set("jira_email", "CANARY-never-written")
     assert filled.read_bytes() == before
     assert [p.name for p in filled.parent.iterdir()] == [filled.name]
