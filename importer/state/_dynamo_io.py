@@ -16,7 +16,7 @@ from typing import Any
 
 from importer.errors import ConfigError, CredentialError, FatalError, RetriableError
 
-__all__ = ["ConditionFailed", "DynamoTable", "Item", "n", "opt_s", "s"]
+__all__ = ["ConditionFailed", "DynamoTable", "Item", "TableMissing", "n", "opt_s", "s"]
 
 Item = dict[str, dict[str, Any]]  # a DynamoDB item in the low-level client's attribute-value form
 
@@ -45,6 +45,10 @@ def n(value: int) -> dict[str, str]:
 def opt_s(value: str | None) -> dict[str, Any]:
     """A string attribute value, or NULL."""
     return {"NULL": True} if value is None else {"S": value}
+
+
+class TableMissing(FatalError):
+    """The state table does not exist (yet)."""
 
 
 class ConditionFailed(Exception):
@@ -103,13 +107,15 @@ class DynamoTable:
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", "unknown"))
             where = f"DynamoDB {operation} on table {self.name!r}"
-            if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
-                reasons = exc.response.get("CancellationReasons") or [{"Code": "ConditionalCheckFailed"}]
-                if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
+            if code == "ConditionalCheckFailedException":
+                raise ConditionFailed(code) from exc
+            if code == "TransactionCanceledException":
+                reasons = [str(r.get("Code")) for r in exc.response.get("CancellationReasons", [])]
+                if "ConditionalCheckFailed" in reasons:
                     raise ConditionFailed(code) from exc
-                raise RetriableError(f"{where}: transaction cancelled ({code})") from exc
+                raise RetriableError(f"{where}: transaction cancelled ({', '.join(reasons)})") from exc
             if code == "ResourceNotFoundException":
-                raise FatalError(
+                raise TableMissing(
                     f"{where}: the table does not exist; create it with `importer state init`"
                 ) from exc
             if code in _THROTTLED or code in _TRANSIENT:
@@ -123,6 +129,50 @@ class DynamoTable:
             raise RetriableError(
                 f"DynamoDB {operation} on table {self.name!r}: {type(exc).__name__}"
             ) from exc
+
+    def ensure(self, *, ttl_attribute: str) -> str:
+        """Create the table (pk/sk strings, on-demand) and enable TTL if needed; say what was done."""
+        done: list[str] = []
+        try:
+            table = self.call("describe_table")["Table"]
+        except TableMissing:
+            self.call(
+                "create_table",
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                KeySchema=[
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            with self.errors("wait for table"):  # botocore's waiter polls until the table is ACTIVE
+                waiter = self.client.get_waiter("table_exists")
+                waiter.wait(TableName=self.name, WaiterConfig={"Delay": 2, "MaxAttempts": 60})
+            table = self.call("describe_table")["Table"]
+            done.append("created (on-demand)")
+        keys = {(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]}
+        types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
+        if keys != {("pk", "HASH"), ("sk", "RANGE")} or types.get("pk") != "S" or types.get("sk") != "S":
+            raise FatalError(
+                f"DynamoDB table {self.name!r} exists with another key schema; the state table "
+                "needs pk (string, partition key) and sk (string, sort key)"
+            )
+        ttl = self.call("describe_time_to_live").get("TimeToLiveDescription", {})
+        if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            self.call(
+                "update_time_to_live",
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attribute},
+            )
+            done.append(f"TTL enabled on {ttl_attribute}")
+        elif ttl.get("AttributeName") != ttl_attribute:
+            done.append(
+                f"TTL is on attribute {ttl.get('AttributeName')!r}, not {ttl_attribute!r}: "
+                "expired records are removed only by sweeps"
+            )
+        return "; ".join(done) if done else "exists, key schema and TTL ok"
 
     def call(self, operation: str, **kwargs: Any) -> Any:
         """Call one client operation on this table (``TableName`` is added)."""

@@ -1,4 +1,4 @@
-"""Opening the SQLite state file: private file mode, WAL, schema version, and clear errors.
+"""The SQLite state file: schema, opening (private mode, WAL, version check), clear errors, run rows.
 
 A damaged, truncated or foreign file must stop the importer with a message that names the file
 and says what to do; it must never be silently replaced, because the delta links and the id map
@@ -9,13 +9,25 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from importer.errors import FatalError, RetriableError
+from importer.state import _codec as c
+from importer.state.models import RunRecord
 
-__all__ = ["SCHEMA_VERSION", "connect", "quick_check", "translate_errors"]
+__all__ = [
+    "INSERT_RUN",
+    "SCHEMA_VERSION",
+    "SELECT_RUN",
+    "connect",
+    "quick_check",
+    "run_from_row",
+    "run_values",
+    "translate_errors",
+]
 
 SCHEMA_VERSION = 1
 
@@ -159,3 +171,51 @@ def quick_check(conn: sqlite3.Connection, path: Path) -> None:
         raise FatalError(
             f"state file {path} failed its integrity check ({'; '.join(rows[:3])}); {_DAMAGED_HINT}"
         )
+
+
+INSERT_RUN = (
+    "INSERT OR REPLACE INTO run (instance, run_id, started_at, finished_at, mode, run_trigger,"
+    " outcome, counts, requests, plan_hash, error, holder, expires_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+SELECT_RUN = (
+    "SELECT run_id, started_at, finished_at, mode, run_trigger, outcome, counts, requests,"
+    " plan_hash, error, holder FROM run"
+)
+
+
+def run_values(instance: str, run: RunRecord, expires: int) -> tuple[object, ...]:
+    """The parameters of ``INSERT_RUN``."""
+    return (
+        instance,
+        run.run_id,
+        c.to_iso(run.started_at),
+        c.to_iso(run.finished_at) if run.finished_at else None,
+        run.mode,
+        run.trigger,
+        run.outcome,
+        c.dump_counts(run.counts),
+        c.dump_strs(run.requests),
+        run.plan_hash,
+        run.error,
+        run.holder,
+        expires,
+    )
+
+
+def run_from_row(instance: str, row: Sequence[Any]) -> RunRecord:
+    """Parse a row of ``SELECT_RUN``."""
+    return RunRecord(
+        run_id=row[0],
+        instance=instance,
+        started_at=c.from_iso(row[1]),
+        finished_at=c.from_iso(row[2]) if row[2] else None,
+        mode=row[3],
+        trigger=row[4],
+        outcome=row[5],
+        counts=c.load_counts(row[6]),
+        requests=c.load_ints(row[7]),
+        plan_hash=row[8],
+        error=row[9],
+        holder=row[10],
+    )

@@ -39,7 +39,7 @@ from importer.state.models import (
     RunRecord,
 )
 
-__all__ = ["CommitInput", "IdMapWrite", "ReportsInit", "StateStore", "check_commit"]
+__all__ = ["CommitInput", "IdMapWrite", "ReportsInit", "StateStore", "check_commit", "check_lease_request"]
 
 
 class StateStore(Protocol):
@@ -175,6 +175,8 @@ def check_commit(
     checked_maps: dict[str, IdMapWrite] = {}
     for object_type, changes in id_maps.items():
         check_name("object type", object_type)
+        if isinstance(changes.deletes, str):  # a str is a Collection[str] of its characters
+            raise TypeError(f"deletes of {object_type!r} must be a collection of ids, not a string")
         upserts: dict[str, IdMapEntry] = {}
         for source_id, entry in changes.upserts.items():
             if not source_id or not isinstance(entry, IdMapEntry) or not entry.object_id:
@@ -187,3 +189,13 @@ def check_commit(
             upserts=upserts, deletes=deletes, replace_all=changes.replace_all
         )
     return CommitInput(deltas=checked_deltas, id_maps=checked_maps, run=run)
+
+
+def check_lease_request(
+    owner: str, duration_s: float, *, lease: Lease | None = None, instance: str | None = None
+) -> None:
+    """Refuse lease calls that could never be right: no owner, no duration, another instance's lease."""
+    if not owner or duration_s <= 0:
+        raise ValueError("a lease needs an owner and a positive duration")
+    if lease is not None and lease.instance != instance:
+        raise ValueError(f"lease is for instance {lease.instance!r}, not {instance!r}")

@@ -50,18 +50,16 @@ full read did not find, and a missing mapping is re-found by its key attribute.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from importer.errors import FatalError, LeaseLostError
 from importer.state import _codec as c
+from importer.state import _dynamo_lease as lease_db
 from importer.state import _dynamo_records as r
 from importer.state._dynamo_io import ConditionFailed, DynamoTable, Item, n, s
-from importer.state.base import check_commit
+from importer.state.base import check_commit, check_lease_request
 from importer.state.models import (
-    LEASE_SKEW,
     Approval,
     AuditRecord,
     CachedAccount,
@@ -77,16 +75,9 @@ from importer.state.models import (
 __all__ = ["DynamoStateStore"]
 
 _TRANSACT_MAX = 100  # TransactWriteItems' limit on actions
-_LEASE_HELD = "#owner = :owner AND #fence = :fence AND #released = :false"
 _NAMES = {
     "#pk": "pk",
     "#sk": "sk",
-    "#owner": "owner",
-    "#fence": "fence",
-    "#released": "released",
-    "#until": "lease_until_us",
-    "#rvn": "rvn",
-    "#kind": "kind",
     "#exp": "expires_at",
     "#oid": "object_id",
     "#hash": "content_hash",
@@ -130,49 +121,8 @@ class DynamoStateStore:
 
     def prepare(self) -> str:
         """Create the table (on-demand) and enable TTL if needed; say what was done."""
-        done: list[str] = []
-        try:
-            table = self._db.call("describe_table")["Table"]
-        except FatalError:  # ResourceNotFoundException: the table does not exist yet
-            self._db.call(
-                "create_table",
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                KeySchema=[
-                    {"AttributeName": "pk", "KeyType": "HASH"},
-                    {"AttributeName": "sk", "KeyType": "RANGE"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
-            with self._db.errors("wait for table"):
-                waiter = self._db.client.get_waiter("table_exists")
-                waiter.wait(TableName=self._db.name, WaiterConfig={"Delay": 2, "MaxAttempts": 60})
-            table = self._db.call("describe_table")["Table"]
-            done.append("created (on-demand)")
-        keys = {(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]}
-        types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
-        if keys != {("pk", "HASH"), ("sk", "RANGE")} or types.get("pk") != "S" or types.get("sk") != "S":
-            raise FatalError(
-                f"DynamoDB table {self._db.name!r} exists with another key schema; the state table "
-                "needs pk (string, partition key) and sk (string, sort key)"
-            )
-        ttl = self._db.call("describe_time_to_live").get("TimeToLiveDescription", {})
-        if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
-            if ttl.get("AttributeName") != "expires_at":
-                done.append(
-                    f"TTL is on attribute {ttl.get('AttributeName')!r}, not 'expires_at': "
-                    "expired records are removed only by sweeps"
-                )
-        else:
-            self._db.call(
-                "update_time_to_live",
-                TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
-            )
-            done.append("TTL enabled on expires_at")
-        summary = "; ".join(done) if done else "exists, key schema and TTL ok"
-        return f"DynamoDB state table {self._db.name!r}: {summary} (instance {self._instance})"
+        done = self._db.ensure(ttl_attribute="expires_at")
+        return f"DynamoDB state table {self._db.name!r}: {done} (instance {self._instance})"
 
     def init(self) -> None:
         """Create the table and enable TTL if needed; idempotent."""
@@ -284,7 +234,7 @@ class DynamoStateStore:
             )
         actions: list[dict[str, Any]] = []
         if lease is not None:
-            actions.append({"ConditionCheck": self._lease_condition(lease)})
+            actions.append({"ConditionCheck": lease_db.held_condition(self._keys, lease)})
         for source, delta in todo.deltas.items():
             if delta is None:
                 actions.append({"Delete": {"Key": self._keys.key(self._keys.main, f"delta#{source}")}})
@@ -294,35 +244,10 @@ class DynamoStateStore:
         try:
             self._db.transact(actions)
         except ConditionFailed as exc:
-            raise self._lost(lease, "delta links and run record were not written") from exc
-
-    def _lease_condition(self, lease: Lease) -> dict[str, Any]:
-        return {
-            "Key": self._keys.key(self._keys.main, "lease"),
-            "ConditionExpression": _LEASE_HELD,
-            "ExpressionAttributeNames": _names("#owner", "#fence", "#released"),
-            "ExpressionAttributeValues": {
-                ":owner": s(lease.owner),
-                ":fence": n(lease.fence),
-                ":false": {"BOOL": False},
-            },
-        }
-
-    def _lost(self, lease: Lease | None, what: str) -> LeaseLostError:
-        fence = lease.fence if lease is not None else "?"
-        return LeaseLostError(
-            f"lease of instance {self._instance!r} (fence {fence}) is no longer held by this worker; {what}"
-        )
+            raise lease_db.lost(self._instance, lease, "delta links and run record were not written") from exc
 
     def _check_fence(self, lease: Lease) -> None:
-        item = self._db.get(self._keys.key(self._keys.main, "lease"))
-        if (
-            item is None
-            or item["owner"]["S"] != lease.owner
-            or int(item["fence"]["N"]) != lease.fence
-            or item["released"]["BOOL"]
-        ):
-            raise self._lost(lease, "nothing was committed")
+        lease_db.check_fence(self._db, self._keys, lease)
 
     def _run_item(self, run: RunRecord) -> Item:
         return r.run_item(self._keys, run, c.epoch_s(run.started_at + self._retention))
@@ -423,100 +348,23 @@ class DynamoStateStore:
         self._db.batch_write(deletes=expired)
         return len(expired)
 
-    # -- lease -------------------------------------------------------------------------------
+    # -- lease (conditional updates in _dynamo_lease.py) ------------------------------------
 
     def acquire_lease(self, owner: str, *, duration_s: float) -> Lease | None:
         """Take the lease with a conditional update unless another worker holds an unexpired one."""
-        if duration_s <= 0 or not owner:
-            raise ValueError("a lease needs an owner and a positive duration")
-        now = c.now_from(self._clock)
-        expires_at = now + timedelta(seconds=duration_s)
-        rvn = uuid.uuid4().hex
-        try:
-            new = self._db.call(
-                "update_item",
-                Key=self._keys.key(self._keys.main, "lease"),
-                UpdateExpression=(
-                    "SET #owner = :owner, #rvn = :rvn, #until = :until, #released = :false, #kind = :kind"
-                    " ADD #fence :one"
-                ),
-                ConditionExpression="attribute_not_exists(#pk) OR #released = :true OR #until <= :cutoff",
-                ExpressionAttributeNames=_names(
-                    "#pk", "#owner", "#rvn", "#until", "#released", "#kind", "#fence"
-                ),
-                ExpressionAttributeValues={
-                    ":owner": s(owner),
-                    ":rvn": s(rvn),
-                    ":until": n(c.epoch_us(expires_at)),
-                    ":false": {"BOOL": False},
-                    ":true": {"BOOL": True},
-                    ":kind": s("lease"),
-                    ":one": n(1),
-                    ":cutoff": n(c.epoch_us(now - LEASE_SKEW)),
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except ConditionFailed:
-            return None
-        fence = int(new["Attributes"]["fence"]["N"])
-        return Lease(instance=self._instance, owner=owner, fence=fence, rvn=rvn, expires_at=expires_at)
+        check_lease_request(owner, duration_s)
+        return lease_db.acquire(self._db, self._keys, owner, c.now_from(self._clock), duration_s)
 
     def renew_lease(self, lease: Lease, *, duration_s: float) -> Lease:
         """Extend a lease we still hold; ``LeaseLostError`` if another worker took it."""
-        if duration_s <= 0:
-            raise ValueError("a lease needs a positive duration")
-        expires_at = c.now_from(self._clock) + timedelta(seconds=duration_s)
-        rvn = uuid.uuid4().hex
-        condition = self._lease_condition(lease)
-        try:
-            self._db.call(
-                "update_item",
-                Key=condition["Key"],
-                UpdateExpression="SET #rvn = :rvn, #until = :until",
-                ConditionExpression=condition["ConditionExpression"],
-                ExpressionAttributeNames={
-                    **condition["ExpressionAttributeNames"],
-                    **_names("#rvn", "#until"),
-                },
-                ExpressionAttributeValues={
-                    **condition["ExpressionAttributeValues"],
-                    ":rvn": s(rvn),
-                    ":until": n(c.epoch_us(expires_at)),
-                },
-            )
-        except ConditionFailed as exc:
-            raise self._lost(lease, "the lease was not renewed") from exc
-        return Lease(
-            instance=self._instance, owner=lease.owner, fence=lease.fence, rvn=rvn, expires_at=expires_at
-        )
+        check_lease_request(lease.owner, duration_s, lease=lease, instance=self._instance)
+        return lease_db.renew(self._db, self._keys, lease, c.now_from(self._clock), duration_s)
 
     def release_lease(self, lease: Lease) -> None:
         """Mark the lease free if we still hold it (a lost lease is left alone); never deletes it."""
-        condition = self._lease_condition(lease)
-        try:
-            self._db.call(
-                "update_item",
-                Key=condition["Key"],
-                UpdateExpression="SET #released = :true, #until = :now",
-                ConditionExpression=condition["ConditionExpression"],
-                ExpressionAttributeNames={**condition["ExpressionAttributeNames"], **_names("#until")},
-                ExpressionAttributeValues={
-                    **condition["ExpressionAttributeValues"],
-                    ":true": {"BOOL": True},
-                    ":now": n(c.epoch_us(c.now_from(self._clock))),
-                },
-            )
-        except ConditionFailed:
-            return
+        check_lease_request(lease.owner, 1, lease=lease, instance=self._instance)
+        lease_db.release(self._db, self._keys, lease, c.now_from(self._clock))
 
     def lease_info(self) -> LeaseInfo:
         """What the lease item says now."""
-        item = self._db.get(self._keys.key(self._keys.main, "lease"))
-        if item is None:
-            return LeaseInfo(owner=None, expires_at=None, released=False, fence=0)
-        return LeaseInfo(
-            owner=item["owner"]["S"],
-            expires_at=c.from_epoch_us(int(item["lease_until_us"]["N"])),
-            released=bool(item["released"]["BOOL"]),
-            fence=int(item["fence"]["N"]),
-        )
+        return lease_db.info(self._db, self._keys)

@@ -7,6 +7,8 @@ which holds the file's write lock from its first statement. Two workers racing f
 therefore see each other's result, and a ``commit`` whose fencing check fails rolls back
 completely: delta links, id map and run record are written together or not at all.
 
+The file and its schema are created on first use (``init`` does it explicitly and also runs an
+integrity check); a damaged or foreign file is a ``FatalError`` naming it, never overwritten.
 Instances share nothing but the file: every row carries its ``instance``. Timestamps are stored
 as fixed-width UTC text; expiry times as epoch numbers, compared in SQL.
 """
@@ -16,20 +18,18 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from os import PathLike
 from pathlib import Path
-from typing import Any
 
-from importer.errors import LeaseLostError
 from importer.state import _codec as c
+from importer.state import _sqlite_lease as lease_sql
+from importer.state import _sqlite_schema as schema
 from importer.state._sqlite_schema import SCHEMA_VERSION, connect, quick_check, translate_errors
-from importer.state.base import check_commit
+from importer.state.base import check_commit, check_lease_request
 from importer.state.models import (
-    LEASE_SKEW,
     Approval,
     AuditRecord,
     CachedAccount,
@@ -45,10 +45,6 @@ from importer.state.models import (
 __all__ = ["SqliteStateStore"]
 
 _PAGE = 1000  # rows per page when streaming the id map
-_SELECT_RUN = (
-    "SELECT run_id, started_at, finished_at, mode, run_trigger, outcome, counts, requests,"
-    " plan_hash, error, holder FROM run"
-)
 _SWEEPS = (
     "DELETE FROM run WHERE instance = ? AND expires_at <= ?",
     "DELETE FROM approval WHERE instance = ? AND expires_at <= ?",
@@ -252,7 +248,7 @@ class SqliteStateStore:
         todo = check_commit(self._instance, lease, deltas, id_maps, run)
         with self._tx(write=True) as conn:
             if lease is not None:
-                self._check_fence(conn, lease)
+                lease_sql.check_fence(conn, self._instance, lease)
             for source, delta in todo.deltas.items():
                 if delta is None:
                     conn.execute(
@@ -283,37 +279,9 @@ class SqliteStateStore:
                 )
             self._write_run(conn, todo.run)
 
-    def _check_fence(self, conn: sqlite3.Connection, lease: Lease) -> None:
-        row = conn.execute(
-            "SELECT owner, fence, released FROM lease WHERE instance = ?", (self._instance,)
-        ).fetchone()
-        if row is None or row[0] != lease.owner or row[1] != lease.fence or row[2]:
-            raise LeaseLostError(
-                f"lease of instance {self._instance!r} (fence {lease.fence}) is no longer held by this "
-                "worker; nothing was committed"
-            )
-
     def _write_run(self, conn: sqlite3.Connection, run: RunRecord) -> None:
-        conn.execute(
-            "INSERT OR REPLACE INTO run (instance, run_id, started_at, finished_at, mode, run_trigger,"
-            " outcome, counts, requests, plan_hash, error, holder, expires_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                self._instance,
-                run.run_id,
-                c.to_iso(run.started_at),
-                c.to_iso(run.finished_at) if run.finished_at else None,
-                run.mode,
-                run.trigger,
-                run.outcome,
-                c.dump_counts(run.counts),
-                c.dump_strs(run.requests),
-                run.plan_hash,
-                run.error,
-                run.holder,
-                c.epoch_s(run.started_at + self._retention),
-            ),
-        )
+        expires = c.epoch_s(run.started_at + self._retention)
+        conn.execute(schema.INSERT_RUN, schema.run_values(self._instance, run, expires))
 
     def record_run(self, run: RunRecord) -> None:
         """Write the record of a run that ends without a commit."""
@@ -327,27 +295,11 @@ class SqliteStateStore:
         now_s = c.epoch_s(c.now_from(self._clock))
         with self._tx(write=False) as conn:
             rows = conn.execute(
-                _SELECT_RUN
+                schema.SELECT_RUN
                 + " WHERE instance = ? AND expires_at > ? ORDER BY started_at DESC, run_id DESC LIMIT ?",
                 (self._instance, now_s, limit),
             ).fetchall()
-        return [self._run_from_row(row) for row in rows]
-
-    def _run_from_row(self, row: Any) -> RunRecord:
-        return RunRecord(
-            run_id=row[0],
-            instance=self._instance,
-            started_at=c.from_iso(row[1]),
-            finished_at=c.from_iso(row[2]) if row[2] else None,
-            mode=row[3],
-            trigger=row[4],
-            outcome=row[5],
-            counts=c.load_counts(row[6]),
-            requests=c.load_ints(row[7]),
-            plan_hash=row[8],
-            error=row[9],
-            holder=row[10],
-        )
+        return [schema.run_from_row(self._instance, row) for row in rows]
 
     # -- approvals, accounts, audit ----------------------------------------------------------
 
@@ -442,69 +394,27 @@ class SqliteStateStore:
                 deleted += conn.execute(statement, (self._instance, now_s)).rowcount
         return deleted
 
-    # -- lease -------------------------------------------------------------------------------
+    # -- lease (the SQL is in _sqlite_lease.py) ---------------------------------------------
 
     def acquire_lease(self, owner: str, *, duration_s: float) -> Lease | None:
         """Take the lease unless another worker holds an unexpired one."""
-        if duration_s <= 0 or not owner:
-            raise ValueError("a lease needs an owner and a positive duration")
+        check_lease_request(owner, duration_s)
         with self._tx(write=True) as conn:
-            now = c.now_from(self._clock)
-            row = conn.execute(
-                "SELECT fence, until_us, released FROM lease WHERE instance = ?", (self._instance,)
-            ).fetchone()
-            if row is not None and not row[2] and c.epoch_us(now - LEASE_SKEW) < row[1]:
-                return None
-            lease = Lease(
-                instance=self._instance,
-                owner=owner,
-                fence=(row[0] if row else 0) + 1,
-                rvn=uuid.uuid4().hex,
-                expires_at=now + timedelta(seconds=duration_s),
-            )
-            conn.execute(
-                "INSERT OR REPLACE INTO lease VALUES (?, ?, ?, ?, ?, 0)",
-                (self._instance, owner, lease.fence, lease.rvn, c.epoch_us(lease.expires_at)),
-            )
-        return lease
+            return lease_sql.acquire(conn, self._instance, owner, c.now_from(self._clock), duration_s)
 
     def renew_lease(self, lease: Lease, *, duration_s: float) -> Lease:
         """Extend a lease we still hold; ``LeaseLostError`` if another worker took it."""
-        if duration_s <= 0:
-            raise ValueError("a lease needs a positive duration")
+        check_lease_request(lease.owner, duration_s, lease=lease, instance=self._instance)
         with self._tx(write=True) as conn:
-            self._check_fence(conn, lease)
-            now = c.now_from(self._clock)
-            renewed = Lease(
-                instance=self._instance,
-                owner=lease.owner,
-                fence=lease.fence,
-                rvn=uuid.uuid4().hex,
-                expires_at=now + timedelta(seconds=duration_s),
-            )
-            conn.execute(
-                "UPDATE lease SET rvn = ?, until_us = ? WHERE instance = ?",
-                (renewed.rvn, c.epoch_us(renewed.expires_at), self._instance),
-            )
-        return renewed
+            return lease_sql.renew(conn, self._instance, lease, c.now_from(self._clock), duration_s)
 
     def release_lease(self, lease: Lease) -> None:
         """Mark the lease free if we still hold it (a lost lease is left alone)."""
+        check_lease_request(lease.owner, 1, lease=lease, instance=self._instance)
         with self._tx(write=True) as conn:
-            conn.execute(
-                "UPDATE lease SET released = 1, until_us = ?"
-                " WHERE instance = ? AND owner = ? AND fence = ? AND released = 0",
-                (c.epoch_us(c.now_from(self._clock)), self._instance, lease.owner, lease.fence),
-            )
+            lease_sql.release(conn, self._instance, lease, c.now_from(self._clock))
 
     def lease_info(self) -> LeaseInfo:
         """What the lease record says now."""
         with self._tx(write=False) as conn:
-            row = conn.execute(
-                "SELECT owner, fence, until_us, released FROM lease WHERE instance = ?", (self._instance,)
-            ).fetchone()
-        if row is None:
-            return LeaseInfo(owner=None, expires_at=None, released=False, fence=0)
-        return LeaseInfo(
-            owner=row[0], fence=int(row[1]), expires_at=c.from_epoch_us(int(row[2])), released=bool(row[3])
-        )
+            return lease_sql.info(conn, self._instance)

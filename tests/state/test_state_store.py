@@ -545,3 +545,19 @@ def test_threads_racing_for_the_lease_have_exactly_one_winner(
         assert len(winners) == 1, f"round {round_no}: {len(winners)} winners"
         fences.append(winners[0].fence)  # type: ignore[union-attr]
     assert fences == list(range(1, rounds + 1))
+
+
+def test_a_lease_of_another_instance_is_refused(make_store: StoreFactory) -> None:
+    contoso, fabrikam = make_store(instance="contoso"), make_store(instance="fabrikam")
+    contoso.init()
+    theirs = fabrikam.acquire_lease(OWNER_B, duration_s=30)
+    assert theirs is not None
+    with pytest.raises(ValueError, match="fabrikam"):
+        contoso.renew_lease(theirs, duration_s=30)
+    with pytest.raises(ValueError, match="fabrikam"):
+        contoso.release_lease(theirs)
+
+
+def test_deletes_given_as_one_string_are_refused(store: StateStore, clock: FakeClock) -> None:
+    with pytest.raises(TypeError, match="not a string"):
+        commit_run(store, None, clock, id_maps={"users": IdMapChanges(upserts={}, deletes="g00001")})
