@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import time as time_module
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -57,6 +58,7 @@ DEFAULT_TYPE_NAMES = {
 MAX_TEXT_LENGTH = 255
 _INT_RE = re.compile(r"[+-]?\d+")
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TIME_RE = re.compile(r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?")
 
@@ -176,8 +178,11 @@ class IconRec:
 
 def iso_ms(epoch_ms: int) -> str:
     """``2021-02-16T20:04:41.527Z`` from epoch milliseconds."""
-    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+    t = time_module.gmtime(epoch_ms // 1000)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+        f".{epoch_ms % 1000:03d}Z"
+    )
 
 
 def as_int(value: object, what: str) -> int:
@@ -275,9 +280,10 @@ def _normalize_datetime(raw: str, text: str) -> str:
 
 def display_value(attr: AttrRec, stored: str) -> str:
     """The ``displayValue`` Assets shows for a default-kind value (dates in Jira's short format)."""
-    if attr.default_type == 6:
-        moment = datetime.fromisoformat(stored)
-        return moment.strftime("%d/%b/%y %I:%M %p").replace(" 0", " ", 1)
-    if attr.default_type == 4:
-        return date.fromisoformat(stored).strftime("%d/%b/%y")
+    if attr.default_type == 6:  # stored as YYYY-MM-DDTHH:MM:SS.mmmZ
+        hour = int(stored[11:13])
+        clock = f"{(hour - 1) % 12 + 1}:{stored[14:16]} {'AM' if hour < 12 else 'PM'}"
+        return f"{stored[8:10]}/{_MONTHS[int(stored[5:7]) - 1]}/{stored[2:4]} {clock}"
+    if attr.default_type == 4:  # stored as YYYY-MM-DD
+        return f"{stored[8:10]}/{_MONTHS[int(stored[5:7]) - 1]}/{stored[2:4]}"
     return stored

@@ -335,9 +335,10 @@ class AssetsStore:
 
     def label(self, obj: ObjRec) -> str:
         """The display text of the object's label attribute ("" when unset)."""
-        for attr in self.attrs_of(obj.type_id):
+        for attr_id in self.type_attrs[obj.type_id]:
+            attr = self.attrs[attr_id]
             if attr.label:
-                values = obj.values.get(attr.id)
+                values = obj.values.get(attr_id)
                 return self.display_text(attr, values[0]) if values else ""
         return ""
 

@@ -16,7 +16,15 @@ from urllib.parse import quote, urlencode
 from importer.sandbox.assets import AssetsService
 from importer.sandbox.base import SandboxRequest, SandboxResponse
 
-__all__ = ["TEST_EMAIL", "TEST_TOKEN", "TEST_WORKSPACE", "AssetsCaller", "basic_auth", "make_service", "make_type"]
+__all__ = [
+    "TEST_EMAIL",
+    "TEST_TOKEN",
+    "TEST_WORKSPACE",
+    "AssetsCaller",
+    "basic_auth",
+    "make_service",
+    "make_type",
+]
 
 TEST_WORKSPACE = "f1668d0c-828c-470c-b7d1-8c4f48cd345a"
 TEST_EMAIL = "sync@contoso.example"
@@ -59,7 +67,7 @@ class AssetsCaller:
         *,
         json_body: Any = _NO_BODY,
         query: Mapping[str, object] | None = None,
-        auth: str | None | bool = True,
+        auth: str | bool | None = True,
         headers: Mapping[str, str] | None = None,
         raw_body: bytes | None = None,
     ) -> SandboxResponse:
