@@ -42,24 +42,29 @@ class JiraUserDirectory:
         self._seed = seed
         self._lock = threading.Lock()
         self._users: dict[str, JiraUser] = {}
-        self._by_email: dict[str, str] = {}
+        self._by_email: dict[str, list[str]] = {}
         self._index: list[tuple[str, str]] = []
         self._dirty = False
 
     def add(self, email: str, display_name: str, *, active: bool = True, email_visible: bool = True) -> str:
-        """Add (or update) a user; the accountId is derived from the seed and the email."""
+        """Add an account; its accountId derives from the seed, the email and how many came before.
+
+        Calling again with the same email adds *another* account (ids stay deterministic), so a
+        search by that email finds both, as with a person who has two Atlassian accounts.
+        """
         key = email.strip().lower()
-        account_id = "557058:" + str(uuid.uuid5(_NAMESPACE, f"{self._seed}:{key}"))
-        user = JiraUser(
-            account_id=account_id,
-            email=email.strip(),
-            display_name=display_name,
-            active=active,
-            email_visible=email_visible,
-        )
         with self._lock:
-            self._users[account_id] = user
-            self._by_email[key] = account_id
+            previous = self._by_email.setdefault(key, [])
+            suffix = f":{len(previous)}" if previous else ""
+            account_id = "557058:" + str(uuid.uuid5(_NAMESPACE, f"{self._seed}:{key}{suffix}"))
+            self._users[account_id] = JiraUser(
+                account_id=account_id,
+                email=email.strip(),
+                display_name=display_name,
+                active=active,
+                email_visible=email_visible,
+            )
+            previous.append(account_id)
             self._dirty = True
         return account_id
 

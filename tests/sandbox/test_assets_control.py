@@ -95,6 +95,14 @@ def test_account_ids_are_deterministic_per_seed_and_email() -> None:
     again = make_service(seed=1).add_jira_user("anna@contoso.com", "Anna S.")
     other = make_service(seed=2).add_jira_user("anna@contoso.com", "Anna")
     assert first == again != other
+    twin = make_service(seed=1)
+    assert twin.add_jira_user("anna@contoso.com", "Anna") == first
+    second = twin.add_jira_user("anna@contoso.com", "Anna (2nd account)")  # another account, same email
+    assert second != first
+    replay = make_service(seed=1)
+    assert [replay.add_jira_user("anna@contoso.com", "A") for _ in range(2)] == [first, second]
+    found = AssetsCaller(twin).get(SEARCH, query={"query": "anna@contoso.com"}).body
+    assert sorted(user["accountId"] for user in found) == sorted([first, second])
     assert re.fullmatch(r"557058:[0-9a-f-]{36}", first)
 
 
@@ -274,7 +282,7 @@ def test_stats_and_users_routes(
         "/_sandbox/assets/users", {"email": "z@contoso.com", "display_name": "Zed", "active": False}
     )
     assert added.status == 201
-    assert added.body["accountId"] == service.add_jira_user("z@contoso.com", "Zed", active=False)
+    assert added.body["accountId"] == make_service().add_jira_user("z@contoso.com", "Zed", active=False)
     assert api.post("/_sandbox/assets/users", {"email": "z@contoso.com"}).status == 400
 
 
