@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from importer.sandbox.assets_model import ApiFailure, AttrRec, ObjRec, TypeRec
+from importer.sandbox.assets_model import ApiFailure, AttrRec, ObjRec, TypeRec, as_int
 from importer.sandbox.assets_store import AssetsStore, AttrInput, now_ms
 
-__all__ = ["create_object", "delete_object", "inputs_by_name", "update_object"]
+__all__ = ["create_object", "delete_object", "inputs_by_name", "parse_object_in", "update_object"]
 
 
 def create_object(
@@ -85,6 +85,32 @@ def inputs_by_name(store: AssetsStore, type_id: int, values: Mapping[str, object
         raw = [] if value is None else list(value) if isinstance(value, list) else [value]
         inputs.append((attr.id, raw))
     return inputs
+
+
+def parse_object_in(body: object, *, require_type: bool) -> tuple[int | None, list[AttrInput]]:
+    """Validate an ``ObjectIn`` body; returns (objectTypeId or None, attribute inputs)."""
+    if not isinstance(body, dict):
+        raise ApiFailure(400, "The request body must be a JSON object")
+    type_id = None
+    if body.get("objectTypeId") not in (None, ""):
+        type_id = as_int(body["objectTypeId"], "objectTypeId")
+    elif require_type:
+        raise ApiFailure(400, errors={"objectTypeId": "objectTypeId is required"})
+    attributes = body.get("attributes")
+    if attributes is None and not require_type:
+        attributes = []
+    if not isinstance(attributes, list):
+        raise ApiFailure(400, errors={"attributes": "attributes must be a list"})
+    inputs: list[AttrInput] = []
+    for item in attributes:
+        if not isinstance(item, dict) or item.get("objectTypeAttributeId") in (None, ""):
+            raise ApiFailure(400, "Each attribute needs an objectTypeAttributeId")
+        attr_id = as_int(item["objectTypeAttributeId"], "objectTypeAttributeId")
+        values = item.get("objectAttributeValues")
+        if not isinstance(values, list) or not all(isinstance(v, dict) for v in values):
+            raise ApiFailure(400, f"objectAttributeValues of attribute {attr_id} must be a list of objects")
+        inputs.append((attr_id, [value.get("value") for value in values]))
+    return type_id, inputs
 
 
 def _key(attr: AttrRec) -> str:

@@ -12,11 +12,11 @@ from typing import Any
 
 from importer.sandbox.aql import AqlSyntaxError, parse_aql
 from importer.sandbox.assets_model import ApiFailure, ObjRec, as_int
-from importer.sandbox.assets_objects import create_object, delete_object, update_object
+from importer.sandbox.assets_objects import create_object, delete_object, parse_object_in, update_object
 from importer.sandbox.assets_query import run_query
 from importer.sandbox.assets_render import Renderer
 from importer.sandbox.assets_schema import parse_attribute_in, parse_status_in, parse_type_in
-from importer.sandbox.assets_store import AssetsStore, parse_object_in
+from importer.sandbox.assets_store import AssetsStore
 from importer.sandbox.base import SandboxRequest
 
 __all__ = ["MAX_AQL_PAGE", "ROUTES", "Route", "find_route"]

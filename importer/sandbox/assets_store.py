@@ -31,14 +31,13 @@ from importer.sandbox.assets_model import (
     SchemaRec,
     StatusRec,
     TypeRec,
-    as_int,
     display_value,
     normalize_default_value,
 )
 from importer.sandbox.assets_schema import StatusIn, TypeIn, cardinality_allowed
 from importer.sandbox.jira_users import JiraUserDirectory
 
-__all__ = ["AssetsStore", "AttrInput", "now_ms", "parse_object_in"]
+__all__ = ["AssetsStore", "AttrInput", "now_ms"]
 
 AttrInput = tuple[int, list[object]]  # (objectTypeAttributeId, raw values)
 _KEY_RE = re.compile(r"(.+)-(\d+)")
@@ -47,32 +46,6 @@ _KEY_RE = re.compile(r"(.+)-(\d+)")
 def now_ms() -> int:
     """Wall-clock epoch milliseconds."""
     return time.time_ns() // 1_000_000
-
-
-def parse_object_in(body: object, *, require_type: bool) -> tuple[int | None, list[AttrInput]]:
-    """Validate an ``ObjectIn`` body; returns (objectTypeId or None, attribute inputs)."""
-    if not isinstance(body, dict):
-        raise ApiFailure(400, "The request body must be a JSON object")
-    type_id = None
-    if body.get("objectTypeId") not in (None, ""):
-        type_id = as_int(body["objectTypeId"], "objectTypeId")
-    elif require_type:
-        raise ApiFailure(400, errors={"objectTypeId": "objectTypeId is required"})
-    attributes = body.get("attributes")
-    if attributes is None and not require_type:
-        attributes = []
-    if not isinstance(attributes, list):
-        raise ApiFailure(400, errors={"attributes": "attributes must be a list"})
-    inputs: list[AttrInput] = []
-    for item in attributes:
-        if not isinstance(item, dict) or item.get("objectTypeAttributeId") in (None, ""):
-            raise ApiFailure(400, "Each attribute needs an objectTypeAttributeId")
-        attr_id = as_int(item["objectTypeAttributeId"], "objectTypeAttributeId")
-        values = item.get("objectAttributeValues")
-        if not isinstance(values, list) or not all(isinstance(v, dict) for v in values):
-            raise ApiFailure(400, f"objectAttributeValues of attribute {attr_id} must be a list of objects")
-        inputs.append((attr_id, [value.get("value") for value in values]))
-    return type_id, inputs
 
 
 class AssetsStore:
@@ -229,6 +202,8 @@ class AssetsStore:
         ):
             raise ApiFailure(400, errors={"type": "The type of an existing attribute cannot be changed"})
         self._check_attribute_fields(type_id, attr, fields)
+        if fields.get("label") is False and attr.label:
+            raise ApiFailure(400, errors={"label": "Make another attribute the label instead"})
         if fields.get("unique") and not attr.unique:
             index = self._build_unique_index(attr)
             if self.enforce_unique and any(len(ids) > 1 for ids in index.values()):

@@ -356,6 +356,8 @@ def test_attribute_update_renames_and_flags(api: AssetsCaller) -> None:
     )
     names = {a["name"]: a["label"] for a in api.get(f"/objecttype/{type_id}/attributes").body}
     assert names["Name"] is False  # one label per type
+    unlabel = api.put(f"/objecttypeattribute/{type_id}/{ids['Serial']}", {"label": False})
+    assert unlabel.status == 400  # a type always has a label
 
 
 @pytest.mark.parametrize(
