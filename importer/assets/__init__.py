@@ -6,7 +6,8 @@
     models.py   frozen values parsed from Assets JSON (schemas, types, attributes, objects)
     values.py   normalize / decode / encode: one normalisation per attribute kind
     aql.py      aql_quote and the few AQL expressions we build
-    schema.py   requirements from the mapping; resolve_schema, plan_schema, apply_schema
+    requirements.py  what the mapping needs (TypeRequirement...), plan and apply reports
+    schema.py   resolve_schema, plan_schema, apply_schema
     objects.py  bulk read by type, lookup by key, create (never duplicated), update, delete
     users.py    email -> Atlassian accountId, exact matches only, cached
 """

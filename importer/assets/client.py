@@ -18,8 +18,9 @@ Rate limits (assets-api.md §9): the spec gives 1000 requests/min per API key fo
 ``POST /object/aql`` and 2000/min for ``POST /object/create``, ``GET /object/{id}`` and
 ``GET /objecttype/{id}/attributes``; the instance as a whole is limited too (1000/min per
 endpoint, 10,000/min in total, shared with every other integration). The caller gives the
-``Http`` one shared ``RateLimiter`` for the whole instance, 900/min by default, which keeps us
-under the tightest per-endpoint limit; ``Http`` honours ``Retry-After`` on 429 and 503.
+``Http`` one shared ``RateLimiter`` for the whole instance, ``DEFAULT_REQUESTS_PER_MINUTE`` (900)
+unless configured, which keeps us under the tightest limit we use (AQL, 1000/min); ``Http``
+honours ``Retry-After`` on 429 and 503 and retries nothing itself beyond that policy.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from importer.errors import ConfigError, PagingLoopError
 from importer.http import Http
 
 __all__ = [
+    "DEFAULT_REQUESTS_PER_MINUTE",
     "AqlPage",
     "AssetsAuth",
     "AssetsClient",
@@ -63,6 +65,7 @@ __all__ = [
 ]
 
 Flavor = Literal["cloud", "datacenter"]
+DEFAULT_REQUESTS_PER_MINUTE = 900  # for the one RateLimiter shared by every Assets call of an instance
 _JSON_HEADERS: Mapping[str, str] = {"Accept": "application/json", "Content-Type": "application/json"}
 _log = structlog.get_logger("importer.assets.client")
 

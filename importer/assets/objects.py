@@ -71,15 +71,14 @@ def _id_order(obj: AssetsObject) -> tuple[int, str]:
 class ReadResult:
     """A type's objects by key, plus what we found but will not touch.
 
-    ``duplicates`` maps a key held by several objects to all their object ids (the oldest, the
-    lowest id, is the one in ``objects``); ``unkeyed`` lists the Assets object keys
-    (``ENTRA-12``) of objects without our key attribute.
+    ``duplicates`` maps a key held by several objects to all of them, oldest (lowest id) first;
+    that one is also in ``objects``, and none is ever deleted to "fix" it. ``unkeyed`` lists the
+    Assets object keys (``ENTRA-12``) of objects without our key attribute, which we leave alone.
     """
 
     objects: Mapping[str, AssetsObject]
     unkeyed: tuple[str, ...] = ()
     duplicates: Mapping[str, tuple[AssetsObject, ...]] = field(default_factory=dict)
-    pages: int = 0
 
 
 class AssetsObjects:

@@ -71,6 +71,20 @@ def test_every_call_sends_json_headers_and_basic_auth_from_a_secret(client: Asse
 
 
 @responses.activate
+def test_the_vaults_secret_type_works_as_a_credential() -> None:
+    vault = pytest.importorskip("importer.vault")
+    responses.get(f"{BASE}/icon/global", json=[])
+    client = AssetsClient.cloud(
+        make_http(), workspace_id=WORKSPACE, api_url=API, auth=BasicAuth("a@b.test", vault.Secret("s3cret"))
+    )
+    client.list_global_icons()
+    assert (
+        responses.calls[0].request.headers["Authorization"]
+        == "Basic " + base64.b64encode(b"a@b.test:s3cret").decode()
+    )
+
+
+@responses.activate
 def test_schema_reads_parse_the_spec_examples(client: AssetsClient) -> None:
     responses.get(f"{BASE}/objectschema/list", json=fixture("objectschema_list_response.json"))
     responses.get(

@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
-app = pytest.importorskip("importer.sandbox.app")
+pytest.importorskip("importer.sandbox.app")
 
 from importer.assets.client import AssetsClient, BasicAuth, discover_workspace
 from importer.assets.objects import AssetsObjects
 from importer.assets.schema import apply_schema, resolve_schema
 from importer.http import Http, HttpSettings, RateLimiter
+from importer.sandbox import app
 from importer.sandbox.assets_objects import create_object, inputs_by_name
 
 from .test_assets_sandbox import REQUIREMENTS, _desired
@@ -32,7 +33,9 @@ def server() -> Iterator[Any]:
 def http(server: Any) -> Iterator[Http]:
     info = server.info()
     client_http = Http(
-        "assets", HttpSettings(ca_bundle=info["ca_bundle"], max_retries=3), limiter=RateLimiter(60_000, burst=1000)
+        "assets",
+        HttpSettings(ca_bundle=info["ca_bundle"], max_retries=3),
+        limiter=RateLimiter(60_000, burst=1000),
     )
     yield client_http
     client_http.close()

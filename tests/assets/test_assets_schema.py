@@ -318,3 +318,27 @@ def test_schema_attributes_without_object_type_fall_back_to_per_type_reads(
         mock.add_callback(responses.GET, re.compile(re.escape(BASE) + r"/.*"), callback=strip)
         resolved = resolve_schema(client, "ENTRA", REQUIREMENTS)
     assert resolved.type("Entra Device").attribute("Owner").kind == "reference"
+
+
+def test_requirements_assets_cannot_hold_and_required_attributes_the_mapping_skips(
+    fake: FakeSchemaService, client: AssetsClient
+) -> None:
+    """Several values on a text attribute, or a required attribute nobody writes, are reported."""
+    tags = TypeRequirement(
+        name="Entra Group",
+        key_attribute="Entra Object ID",
+        attributes=(AttributeRequirement(name="Tags", kind="text", multi=True),),
+    )
+    type_id = fake.add_type("Entra Group")
+    fake.add_attribute(
+        type_id, {"name": "Entra Object ID", "type": 0, "defaultTypeId": 0, "uniqueAttribute": True}
+    )
+    fake.add_attribute(type_id, {"name": "Tags", "type": 0, "defaultTypeId": 0})
+    fake.add_attribute(
+        type_id, {"name": "Cost Centre", "type": 0, "defaultTypeId": 0, "minimumCardinality": 1}
+    )
+    with pytest.raises(SchemaDriftError) as info:
+        resolve_schema(client, "ENTRA", (tags,))
+    problems = "\n".join(info.value.problems)
+    assert "'Tags' cannot hold several values" in problems
+    assert "'Cost Centre' is required in Assets but the mapping does not write it" in problems
