@@ -23,6 +23,8 @@ def _aws_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    # A client built without an explicit endpoint_url goes nowhere instead of to real AWS.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
 
 
 @pytest.fixture(scope="session")
