@@ -241,14 +241,14 @@ class AssetsObjects:
         if not answer.get("attributes"):
             return None
         echoed = parse_object(type, answer)
-        differing = sorted(n for n, v in values.items() if n in echoed.values and echoed.values[n] != v)
-        cleared = sorted(n for n, v in values.items() if v is None and echoed.values.get(n) is not None)
-        if differing or cleared:
+        # An attribute without a value is absent from the echo, so .get() covers clears too.
+        differing = sorted(n for n, v in values.items() if echoed.values.get(n) != v)
+        if differing:
             _log.warning(
                 "object_update_echo_differed",
                 object_type=type.name,
                 object_key=echoed.object_key,
-                attributes=differing + cleared,
+                attributes=differing,
             )
         return echoed
 
