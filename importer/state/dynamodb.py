@@ -183,6 +183,8 @@ class DynamoStateStore:
         """Reverse lookup by reading the type's whole id-map partition (see the module docstring)."""
         wanted = set(object_ids)
         found: dict[str, str] = {}
+        if not wanted:
+            return found
         for item in self._db.query(
             KeyConditionExpression="#pk = :pk",
             ProjectionExpression="#sk, #oid",
@@ -285,7 +287,7 @@ class DynamoStateStore:
 
     def get_approval(self, plan_hash: str) -> Approval | None:
         """The unexpired approval for ``plan_hash``, if any."""
-        item = self._db.get(self._keys.key(self._keys.part("approval"), plan_hash))
+        item = self._db.get(self._keys.key(self._keys.part("approval"), plan_hash)) if plan_hash else None
         if item is None or r.expires_s(item) <= self._now_s():
             return None
         return r.approval_from_item(item)

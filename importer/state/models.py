@@ -112,6 +112,8 @@ class RunRecord:
 
     def __post_init__(self) -> None:
         _require_aware(self, started_at=self.started_at, finished_at=self.finished_at)
+        if not self.run_id:
+            raise ValueError("RunRecord.run_id must not be empty")
         for name, value, allowed in (
             ("mode", self.mode, RUN_MODES),
             ("trigger", self.trigger, RUN_TRIGGERS),
@@ -131,6 +133,8 @@ class Approval:
 
     def __post_init__(self) -> None:
         _require_aware(self, approved_at=self.approved_at)
+        if not self.plan_hash:
+            raise ValueError("Approval.plan_hash must not be empty")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,6 +147,8 @@ class CachedAccount:
 
     def __post_init__(self) -> None:
         _require_aware(self, cached_at=self.cached_at)
+        if not self.key:
+            raise ValueError("CachedAccount.key must not be empty")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

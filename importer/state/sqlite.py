@@ -292,6 +292,8 @@ class SqliteStateStore:
 
     def list_runs(self, limit: int = 20) -> list[RunRecord]:
         """The newest unexpired run records, newest first."""
+        if limit <= 0:
+            return []
         now_s = c.epoch_s(c.now_from(self._clock))
         with self._tx(write=False) as conn:
             rows = conn.execute(
@@ -374,6 +376,8 @@ class SqliteStateStore:
 
     def list_audit(self, limit: int) -> list[AuditRecord]:
         """The newest audit records, newest first."""
+        if limit <= 0:
+            return []
         with self._tx(write=False) as conn:
             rows = conn.execute(
                 "SELECT at, action, subject, detail FROM audit WHERE instance = ?"

@@ -319,6 +319,7 @@ def test_runs_are_listed_newest_first_with_every_field(store: StateStore, clock:
     assert store.list_runs() == [newest, failed, older]
     assert store.list_runs(limit=2) == [newest, failed]
     assert store.list_runs(limit=0) == []
+    assert store.list_runs(limit=-1) == []
 
 
 def test_record_run_refuses_another_instance(store: StateStore, clock: FakeClock) -> None:
@@ -366,6 +367,7 @@ def test_audit_records_are_listed_newest_first(store: StateStore, clock: FakeClo
         store.add_audit(rec)
     assert store.list_audit(3) == records[::-1][:3]
     assert store.list_audit(10) == records[::-1]
+    assert store.list_audit(0) == []
 
 
 # -- retention -------------------------------------------------------------------------------
