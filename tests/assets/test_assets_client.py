@@ -349,3 +349,13 @@ def test_cloud_base_url() -> None:
     client = AssetsClient.cloud(make_http(), workspace_id="ws-1", api_url=API + "/")
     assert client.base_url == f"{API}/jsm/assets/workspace/ws-1/v1"
     assert client.wire_id("12") == "12"
+
+
+@responses.activate
+def test_get_object_reads_one_and_none_when_gone(client: AssetsClient) -> None:
+    responses.get(f"{BASE}/object/88", json=fixture("object_get_response.json"))
+    responses.get(f"{BASE}/object/89", status=404, json={"errorMessages": ["gone"]})
+    found = client.get_object("88")
+    assert found is not None
+    assert found["objectKey"] == "ITSM-88"
+    assert client.get_object("89") is None
