@@ -2,7 +2,8 @@
 
 Throttling (``ProvisionedThroughputExceededException``, ``ThrottlingException``) and transient
 5xx are retried by botocore's *standard* retry mode (token bucket, capped exponential backoff
-with jitter), configured on the client; nothing here sleeps or loops on an error code. What a
+with jitter), configured on the client; nothing here sleeps or loops on an error code (only
+``init`` waits, with botocore's own waiter, for a new table to become active). What a
 batch call hands back unprocessed is written (or read) again one item at a time, through the
 same client, so those single calls get the same standard retries.
 """

@@ -10,8 +10,11 @@ What a sync run needs from state, and the rules every backend keeps:
   daemon is writing; a sync run always passes its lease.
 - Leases are taken with conditional writes; ``fence`` grows by one on every acquisition and
   the record is never deleted (a release only marks it free), so fences never repeat.
-  Expiry is an absolute time from the store's clock; another worker may take over only
-  ``LEASE_SKEW`` after it, to tolerate small clock differences between hosts.
+  ``renew_lease`` and ``commit`` need our owner and fence on an unreleased record (a holder past
+  its expiry whom nobody replaced still qualifies); ``rvn`` changes on every acquire, renew and
+  release, for observers. Expiry is an absolute time from the store's clock; another worker may
+  take over only ``LEASE_SKEW`` after it, to tolerate small clock differences between hosts.
+  Nobody re-enters a held lease, not even the same owner string.
 - Run records and approvals expire ``retention_days`` after their own timestamp (the run's
   start, the approval's time); cached accounts ``account_ttl_days`` after they were cached.
   Reads never return an expired record, and ``sweep`` deletes them.
