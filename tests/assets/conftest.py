@@ -14,8 +14,13 @@ from importer.assets.client import AssetsClient, BasicAuth
 from importer.assets.models import AssetsAttribute, AssetsObjectType, AttributeKind, ResolvedType
 from importer.http import Http, HttpSettings
 
-FIXTURES = Path("/work/shared/reference/assets-spec/fixtures")
-SPEC = Path("/work/shared/reference/assets-spec/assets-cloud-openapi.v3.1.135.77.json")
+FIXTURES = Path(__file__).resolve().parents[1] / "reference" / "assets-spec" / "fixtures"
+SPEC = (
+    Path(__file__).resolve().parents[1]
+    / "reference"
+    / "assets-spec"
+    / "assets-cloud-openapi.v3.1.135.77.json"
+)
 WORKSPACE = "f1668d0c-828c-470c-b7d1-8c4f48cd345a"
 API = "https://api.atlassian.test"
 SITE = "https://contoso.atlassian.test"

@@ -42,7 +42,12 @@ from importer.sandbox.assets import AssetsService
 from importer.sandbox.assets_testing import AssetsCaller, make_service, make_type
 from importer.sandbox.base import SandboxResponse
 
-SPEC_PATH = Path("/work/shared/reference/assets-spec/assets-cloud-openapi.v3.1.135.77.json")
+SPEC_PATH = (
+    Path(__file__).resolve().parents[1]
+    / "reference"
+    / "assets-spec"
+    / "assets-cloud-openapi.v3.1.135.77.json"
+)
 SERVER = "https://api.atlassian.com"
 SERVER_PATH = "/ex/jira/cloud-id/jsm/assets/workspace/{workspace}/v1"
 
