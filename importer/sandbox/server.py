@@ -112,12 +112,15 @@ class SandboxServer:
             self.stats.record(name, request.method, route, response.status)
             return response, "normal"
         response = self._handle(name, request)
+        dropped = decision.action == "drop_after"  # processed, but the client never hears of it
         if counted:
             generic = route_template(request.path)
             if response.route:
                 self._learned[(name, request.method, generic)] = response.route
-            self.stats.record(name, request.method, response.route or generic, response.status)
-        if decision.action == "drop_after":
+            self.stats.record(
+                name, request.method, response.route or generic, 0 if dropped else response.status
+            )
+        if dropped:
             return None, "drop"
         return response, "truncate" if decision.action == "truncate" else "normal"
 
