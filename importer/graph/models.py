@@ -99,6 +99,15 @@ class Fields(Mapping[str, object]):
     def __repr__(self) -> str:
         return f"Fields({dict(self)!r})"
 
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Fields) and other._layout is self._layout:
+            return self._values == other._values
+        return Mapping.__eq__(self, other)
+
+    def __hash__(self) -> int:
+        # Values are frozen by the parser (lists become tuples, objects become Fields).
+        return hash(frozenset(zip(self._layout.keys, self._values, strict=True)))
+
     def merged(self, later: Mapping[str, object]) -> Fields:
         """Return these fields overridden by ``later``; keys absent from ``later`` keep their values."""
         values = dict(zip(self._layout.keys, self._values, strict=True))
@@ -240,6 +249,7 @@ class SourceRead:
         full_read_needed: the stored delta link expired; run a full read instead.
         pages: pages fetched.
         select_fingerprint: fingerprint of the ``$select`` actually sent (store it with the link).
+        incremental: the read followed a stored delta link (only changes came back).
     """
 
     source: GraphSource

@@ -21,6 +21,9 @@ def test_fields_behave_like_a_read_only_mapping() -> None:
     assert fields.get("jobTitle", "absent") == "absent"
     with pytest.raises(TypeError):
         fields["displayName"] = "B"  # type: ignore[index]
+    assert Fields({"mail": None, "displayName": "A"}) == fields  # order does not matter
+    assert hash(Fields({"mail": None, "displayName": "A"})) == hash(fields)
+    assert len({GraphRecord(id="u", fields=fields), GraphRecord(id="u", fields=Fields(dict(fields)))}) == 1
 
 
 def test_merge_keeps_fields_the_later_occurrence_did_not_send() -> None:
