@@ -259,6 +259,8 @@ class Sandbox:
             "client_id": ident.client_id,
             "client_secret": ident.client_secret,
             "client_certificate": str(self.tls.client.path),
+            "client_certificate_pfx": str(self.tls.client.pfx_path),
+            "client_certificate_pfx_password": self.tls.client.pfx_password,
             "client_certificate_thumbprint": self.tls.client.thumbprint_sha1,
             "graph_url": base,
             "graph_scope": f"{base}/.default",

@@ -21,7 +21,7 @@ request counts go back to defaults after every test. Sessions never trust the en
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import requests
@@ -39,14 +39,15 @@ __all__ = [
 ]
 
 GraphGet = Callable[..., requests.Response]
+Scope = Literal["session", "package", "module", "class", "function"]
 
 
 def sandbox_fixture(
-    *, scope: str = "session", users: int = 50, devices: int = 40, seed: int = 0, **tenant: Any
+    *, scope: Scope = "session", users: int = 50, devices: int = 40, seed: int = 0, **tenant: Any
 ) -> Callable[..., Iterator[Sandbox]]:
     """A pytest fixture yielding a running ``Sandbox`` (tenant settings from ``tenant`` applied)."""
 
-    @pytest.fixture(scope=scope)  # type: ignore[call-overload, untyped-decorator, unused-ignore]
+    @pytest.fixture(scope=scope)
     def _sandbox() -> Iterator[Sandbox]:
         with Sandbox(users=users, devices=devices, seed=seed) as sb:
             if tenant:
@@ -55,7 +56,7 @@ def sandbox_fixture(
             if sb.server is not None and sb.server.errors:
                 raise AssertionError("the sandbox failed internally:\n" + "\n".join(sb.server.errors))
 
-    return _sandbox  # type: ignore[no-any-return, unused-ignore]
+    return _sandbox
 
 
 def http_session(sb: Sandbox) -> requests.Session:
@@ -93,7 +94,7 @@ def certificate_credential(sb: Sandbox) -> dict[str, str]:
 def msal_app(
     sb: Sandbox,
     *,
-    credential: str | dict[str, str] | None = None,
+    credential: str | dict[str, Any] | None = None,
     client_id: str | None = None,
     tenant: str | None = None,
     session: requests.Session | None = None,

@@ -3,8 +3,9 @@
 The CA signs a server certificate for ``127.0.0.1``/``localhost``/``::1`` (SAN with IP and DNS
 entries) and a client certificate that the simulated tenant registers for certificate
 authentication (an MSAL ``client_assertion`` signed with its RSA key). Everything is generated
-fresh at start; only the CA certificate and the client certificate + key are written to disk,
-because clients need them as files (``ca_bundle`` and ``client_certificate``).
+fresh at start and written to the state directory: clients need the CA (``ca_bundle``) and
+the client certificate with its key, as PEM (``client_certificate``) and as a password-protected
+PKCS#12 file (``client_certificate_pfx``, password ``sandbox``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = ["ClientCertificate", "TlsMaterial", "generate_tls"]
@@ -31,6 +33,8 @@ class ClientCertificate:
     """The certificate registered with the simulated app registration."""
 
     path: Path  # PEM: certificate followed by its unencrypted PKCS#8 private key
+    pfx_path: Path  # the same as PKCS#12, protected by ``pfx_password``
+    pfx_password: str
     certificate_pem: str
     private_key_pem: str
     public_key: rsa.RSAPublicKey
@@ -164,8 +168,20 @@ def generate_tls(
     client_cert_pem = _pem(client_cert)
     client_key_pem = _key_pem(client_key)
     _write(client_path, client_cert_pem + client_key_pem, private=True)
+    pfx_path = directory / "client-certificate.pfx"
+    pfx_password = "sandbox"
+    pfx = pkcs12.serialize_key_and_certificates(
+        b"importer sandbox client",
+        client_key,
+        client_cert,
+        None,
+        serialization.BestAvailableEncryption(pfx_password.encode()),
+    )
+    _write(pfx_path, pfx, private=True)
     client = ClientCertificate(
         path=client_path,
+        pfx_path=pfx_path,
+        pfx_password=pfx_password,
         certificate_pem=client_cert_pem.decode("ascii"),
         private_key_pem=client_key_pem.decode("ascii"),
         public_key=client_key.public_key(),

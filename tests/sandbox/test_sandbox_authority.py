@@ -235,3 +235,14 @@ def test_instance_discovery_answers_in_the_sample_shape(sb: Sandbox, http: reque
         == f"{sb.base_url}/{sb.tenant_id}/v2.0/.well-known/openid-configuration"
     )
     assert body["metadata"][0]["aliases"] == [sb.authority_host]
+
+
+def test_msal_gets_a_token_with_the_pfx_file(sb: Sandbox) -> None:
+    info = sb.info()
+    credential = {
+        "private_key_pfx_path": info["client_certificate_pfx"],
+        "passphrase": info["client_certificate_pfx_password"],
+        "public_certificate": True,
+    }
+    result = msal_app(sb, credential=credential).acquire_token_for_client([sb.graph_scope])
+    assert "access_token" in result, result

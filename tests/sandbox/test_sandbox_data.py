@@ -10,6 +10,7 @@ import pytest
 
 from importer.sandbox.app import Sandbox
 from importer.sandbox.data import DEVICE_FIELDS, MANAGED_FIELDS, USER_FIELDS, generate_tenant
+from importer.sandbox.testing import http_session
 
 
 def as_dicts(records: list[list[Any]], fields: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -114,3 +115,18 @@ def test_jira_accounts_follow_the_documented_rule(sb: Sandbox) -> None:
         u for u in users.values() if u["userType"] == "Member" and u["accountEnabled"] and u["givenName"]
     ]
     assert len(sb.jira_accounts) >= 0.75 * len(eligible)
+
+
+def test_one_or_two_mails_have_two_jira_accounts(sb: Sandbox) -> None:
+    if sb.assets is None:
+        pytest.skip("the Assets service has not landed")
+    ambiguous = [mail for mail, ids in sb.jira_accounts.items() if len(ids) == 2]
+    assert len(ambiguous) in (1, 2)
+    with http_session(sb) as session:
+        found = session.get(
+            f"{sb.base_url}/rest/api/3/user/search",
+            params={"query": ambiguous[0]},
+            auth=(sb.jira_email, sb.jira_api_token),
+        ).json()
+    exact = {u["accountId"] for u in found if u.get("emailAddress", "").lower() == ambiguous[0].lower()}
+    assert exact == set(sb.jira_accounts[ambiguous[0]])

@@ -316,3 +316,22 @@ def test_a_token_with_one_character_changed_is_401(sb: Sandbox, http: requests.S
     forged = f"{head}.{payload[:-2]}{'A' if payload[-2] != 'A' else 'B'}{payload[-1]}.{signature}"
     response = http.get(f"{sb.base_url}/v1.0/users", headers={"Authorization": f"Bearer {forged}"})
     assert_graph_error(response, 401, "InvalidAuthenticationToken")
+
+
+def test_count_true_with_eventual_consistency_adds_odata_count(get: Get) -> None:
+    body = get("/v1.0/users", top=5, count="true", headers={"ConsistencyLevel": "eventual"}).json()
+    assert body["@odata.count"] == 200
+    assert "@odata.count" not in get("/v1.0/users", top=5, count="true").json()  # silently ignored
+
+
+def test_one_managed_device_by_its_intune_id(get: Get) -> None:
+    first = get("/v1.0/deviceManagement/managedDevices", top=1).json()["value"][0]
+    one = get(f"/v1.0/deviceManagement/managedDevices/{first['id']}", select="serialNumber").json()
+    assert one["serialNumber"] == first["serialNumber"]
+    assert one["@odata.context"].endswith("managedDevices/$entity")
+
+
+def test_one_device_by_object_id_and_by_device_id(get: Get, sb: Sandbox) -> None:
+    device = dump(sb, "devices")["value"][0]
+    assert get(f"/v1.0/devices/{device['id']}").json()["deviceId"] == device["deviceId"]
+    assert get(f"/v1.0/devices(deviceId='{device['deviceId']}')").json()["id"] == device["id"]
