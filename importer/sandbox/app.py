@@ -127,7 +127,14 @@ class Sandbox:
     # ---- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> Sandbox:
-        """Generate the data, start the services and serve; returns self."""
+        """Generate the data, start the services and serve; returns self (cleans up if it fails)."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Sandbox:
         started = time.perf_counter()
         enabled = gc.isenabled()
         gc.disable()  # allocation-heavy and nothing to collect: the collector would only slow it down

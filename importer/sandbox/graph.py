@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from importer.sandbox import odata
 from importer.sandbox.base import SandboxRequest, SandboxResponse
@@ -264,7 +264,7 @@ class GraphService:
         if len(self._upns) != len(users.order):
             column = USER_FIELDS.index("userPrincipalName")
             self._upns = {users.records[oid][column].lower(): oid for oid in users.order}
-        return self._upns.get(unquote(upn).lower(), upn)
+        return self._upns.get(upn.lower(), upn)
 
     def _by_device_id(self, device_id: str) -> str:
         devices = self._dir.devices

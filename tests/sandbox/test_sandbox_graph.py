@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -171,6 +172,8 @@ def test_get_one_user_by_id_and_by_upn(get: Get, sb: Sandbox) -> None:
     assert_graph_error(
         get("/v1.0/users/00000000-0000-4000-8000-000000000000"), 404, "Request_ResourceNotFound"
     )
+    guest = next(u for u in dump(sb, "users")["value"] if u["userType"] == "Guest")
+    assert get(f"/v1.0/users/{quote(guest['userPrincipalName'])}").json()["id"] == guest["id"]
 
 
 def test_responses_carry_request_ids_and_echo_the_client_request_id(get: Get) -> None:
