@@ -35,6 +35,7 @@ class AppContext:
 
     config_path: Path
     log_level: str | None = None
+    config_paths: tuple[Path, ...] = ()  # every --config given (several only for `run`)
     _settings: Settings | None = field(default=None, repr=False)
 
     def settings(self) -> Settings:
@@ -85,12 +86,13 @@ def _not_landed(what: str) -> NoReturn:
 @click.group(cls=_Cli, context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--config",
-    "config_path",
+    "config_paths",
     type=click.Path(dir_okay=False, path_type=Path),
     envvar=ENV_CONFIG,
-    default="config.yaml",
+    multiple=True,
+    default=("config.yaml",),
     show_default=True,
-    help=f"Configuration file (env {ENV_CONFIG}).",
+    help=f"Configuration file (env {ENV_CONFIG}); `run` takes several, one installation each.",
 )
 @click.option(
     "--log-level",
@@ -100,7 +102,7 @@ def _not_landed(what: str) -> NoReturn:
 )
 @click.version_option(__version__, prog_name="importer")
 @click.pass_context
-def main(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
+def main(ctx: click.Context, config_paths: tuple[Path, ...], log_level: str | None) -> None:
     """Keep Jira Service Management Assets in step with Microsoft Entra ID.
 
     \b
@@ -116,7 +118,15 @@ def main(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
     from importer.logs import configure_logging
 
     configure_logging(level=log_level or "warning")  # until a command loads the config: stderr only
-    ctx.obj = AppContext(config_path=config_path, log_level=log_level)
+    if len(config_paths) > 1 and ctx.invoked_subcommand != "run":
+        from importer.errors import ConfigError
+
+        raise ConfigError(f"--config is given {len(config_paths)} times; only `importer run` takes several")
+    ctx.obj = AppContext(
+        config_path=config_paths[0] if config_paths else Path("config.yaml"),
+        log_level=log_level,
+        config_paths=config_paths,
+    )
 
 
 # -- config -------------------------------------------------------------------------------------
@@ -159,18 +169,49 @@ def config_schema() -> None:
     "--listen",
     default="127.0.0.1:9464",
     show_default=True,
-    help="Address for /healthz, /readyz and /metrics.",
+    help="HOST:PORT for /healthz, /readyz and /metrics ('off' serves none).",
 )
-@click.pass_obj
-def run_cmd(app: AppContext, config_dir: Path | None, listen: str) -> None:
+@click.option(
+    "--stop-timeout",
+    type=click.FloatRange(1, 3600),
+    default=25.0,
+    show_default=True,
+    help="Seconds a stop may take before the running sync is abandoned (keep under the grace period).",
+)
+@click.pass_context
+def run_cmd(ctx: click.Context, config_dir: Path | None, listen: str, stop_timeout: float) -> None:
     """Run as a daemon: sync on the configured schedule, one run at a time across all hosts.
 
     Incremental runs follow Graph delta links; full runs re-read everything. Each run takes the
     installation's lease first and skips when another host holds it. SIGTERM or SIGINT stops
-    taking work, lets the current batch finish, commits nothing partial and releases the lease.
+    taking work, lets the current batch finish, commits nothing partial and releases the lease;
+    a second signal exits at once. Several --config (or --config-dir) run several installations.
     """
-    app.settings()
-    _not_landed("the daemon (importer run)")
+    import logging
+    import os
+
+    from importer.daemon import Daemon, find_configs
+    from importer.errors import ConfigError
+    from importer.health import parse_listen
+
+    app: AppContext = ctx.obj
+    paths = list(app.config_paths or (app.config_path,))
+    if config_dir is not None:
+        source = ctx.parent.get_parameter_source("config_paths") if ctx.parent else None
+        given = source not in (None, click.core.ParameterSource.DEFAULT)
+        paths = [*find_configs(config_dir), *(paths if given else [])]
+    unique = list(dict.fromkeys(p.resolve() for p in paths))
+    try:
+        address = None if listen.strip().lower() == "off" else parse_listen(listen)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    code = Daemon(unique, listen=address, stop_timeout_s=stop_timeout, log_level=app.log_level).run()
+    # Exit without waiting for worker threads: one stuck in a network call must not hold the
+    # process past the stop budget (the lease is released and the logs flushed already).
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @main.command("sync")
@@ -375,11 +416,33 @@ def doctor_cmd(app: AppContext) -> None:
 
 
 @main.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.option(
+    "--limit", type=click.IntRange(1, 500), default=10, show_default=True, help="How many runs to show."
+)
 @click.pass_obj
-def status_cmd(app: AppContext) -> None:
-    """Show the last runs, the next scheduled runs and who holds the lease."""
-    app.settings()
-    _not_landed("importer status")
+def status_cmd(app: AppContext, as_json: bool, limit: int) -> None:
+    """Show the last runs, the next scheduled runs and who holds the lease.
+
+    Reads only the configuration and the state store (no vault, no daemon needed).
+    """
+    from importer.runtime import open_state
+    from importer.status import gather_status, print_status, state_exists
+
+    settings = app.settings()
+    store = open_state(settings) if state_exists(settings) else None
+    try:
+        doc = gather_status(settings, store, limit=limit)
+    finally:
+        if store is not None:
+            store.close()
+    if as_json:
+        click.echo(json.dumps(doc, indent=2, sort_keys=True))
+        return
+    from rich.console import Console
+
+    tty = sys.stdout.isatty()
+    print_status(doc, Console(highlight=False, soft_wrap=not tty, width=None if tty else 160))
 
 
 @main.group("privacy")

@@ -1,0 +1,568 @@
+"""The daemon (``importer run``): scheduled runs, one at a time across every host, stopping cleanly.
+
+Each process runs its own APScheduler 3.x ``BlockingScheduler`` with an in-memory job store
+(job stores are never shared between schedulers); the installation's **lease** in the state
+store decides who works. Per installation there is an ``incremental`` and a ``full`` job
+(``schedule.*``, see ``importer.schedule``), each with ``max_instances=1``, ``coalesce=True``
+and ``misfire_grace_time=300``. A job:
+
+1. skips when the daemon is stopping, when the installation is not open yet (config, vault or
+   state failing), or when the other job of the same installation is running in this process
+   (an incremental job skips; a full job waits for the incremental one to finish);
+2. takes the lease (``LeaseKeeper(..., wait_s=0)``); when another host holds it, logs the holder
+   (``host:pid``) and skips;
+3. skips when a scheduled run of the same slot already happened (another host was faster);
+4. runs ``run_sync`` with ``should_stop`` wired to the stop flag. A run that raises is recorded
+   as ``failed`` (sync records every run that ends normally).
+
+Signals: the first SIGTERM or SIGINT stops taking jobs, asks the running sync to stop (apply
+finishes its in-flight writes and submits no more, the run commits nothing and is recorded as
+``interrupted``), releases the lease and exits 0, within ``stop_timeout_s`` (25 s). If a run
+is still going at the deadline, its lease is released (the fence then refuses any commit from
+it) and the process exits 1. A second signal exits at once (130 for SIGINT, 143 for SIGTERM);
+the lease then expires on its own.
+
+Support jobs: ``open`` (every minute: load configs and open vaults and state stores that are not
+open yet, so fixing a vault needs no restart), ``health`` (every 15 s: probe the state store and
+judge the last runs, for ``/readyz``) and ``sweep`` (daily: ``state.sweep()`` and ``sweep_logs``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Literal
+
+import structlog
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.schedulers.base import STATE_STOPPED
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from importer.config import Settings, load_settings
+from importer.errors import ConfigError, FatalError, ImporterError, LeaseHeldError
+from importer.health import HealthServer, Readiness
+from importer.logs import scrub_text, sweep_logs
+from importer.metrics import CONTENT_TYPE, DaemonMetrics
+from importer.runtime import holder_name, open_runtime, open_state, open_vault
+from importer.schedule import SlotTrigger, build_trigger
+from importer.sync import LeaseKeeper, RunOptions, run_sync
+
+if TYPE_CHECKING:
+    from importer.runtime import Runtime
+    from importer.state import StateStore
+    from importer.sync import RunResult
+
+__all__ = ["JOB_DEFAULTS", "STOP_TIMEOUT_S", "Daemon", "Installation", "describe_error", "find_configs"]
+
+_log = structlog.get_logger("importer.daemon")
+JobKind = Literal["incremental", "full"]
+JOB_DEFAULTS: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 300}
+STOP_TIMEOUT_S = 25.0
+HEALTH_INTERVAL_S = 15.0
+OPEN_INTERVAL_S = 60.0
+SWEEP_INTERVAL = timedelta(hours=24)
+Runner = Callable[..., "RunResult"]
+
+
+def find_configs(directory: Path) -> list[Path]:
+    """Every ``*.yaml`` (and ``*.yml``) file in ``directory``, sorted; one installation each."""
+    if not directory.is_dir():
+        raise ConfigError(f"--config-dir {directory}: not a directory")
+    found = sorted(p for p in directory.iterdir() if p.suffix in {".yaml", ".yml"} and p.is_file())
+    if not found:
+        raise ConfigError(f"--config-dir {directory}: no *.yaml configuration file in it")
+    return found
+
+
+def describe_error(exc: BaseException) -> str:
+    """An exception as one scrubbed line (importer errors are already written for people)."""
+    text = str(exc).strip() or type(exc).__name__
+    if not isinstance(exc, ImporterError):
+        text = f"{type(exc).__name__}: {text}"
+    return scrub_text(" ".join(text.split()))[:500]
+
+
+@dataclass(eq=False)
+class Installation:
+    """One configuration file inside the daemon, and what has been opened for it."""
+
+    path: Path
+    name: str
+    settings: Settings | None = None
+    runtime: Runtime | None = None
+    triggers: dict[str, SlotTrigger] = field(default_factory=dict)
+    run_lock: threading.Lock = field(default_factory=threading.Lock)
+    keeper: LeaseKeeper | None = None
+
+
+class Daemon:
+    """Scheduler, jobs, signals and the health server of ``importer run``."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        *,
+        listen: tuple[str, int] | None = ("127.0.0.1", 9464),
+        stop_timeout_s: float = STOP_TIMEOUT_S,
+        failures_allowed: int = 3,
+        runner: Runner | None = None,
+        hard_exit: Callable[[int], Any] = os._exit,
+        log_level: str | None = None,
+        configure_logs: bool = True,
+    ) -> None:
+        self.installations = [Installation(path=p, name=p.name) for p in paths]
+        self.listen = listen
+        self.stop_timeout_s = stop_timeout_s
+        self.runner: Runner = runner or run_sync
+        self.hard_exit = hard_exit
+        self.log_level = log_level
+        self.configure_logs = configure_logs
+        self.readiness = Readiness(failures_allowed=failures_allowed)
+        self.metrics = DaemonMetrics()
+        self.server: HealthServer | None = None
+        self.scheduler = BlockingScheduler(
+            jobstores={"default": MemoryJobStore()},
+            executors={"default": ThreadPoolExecutor(max_workers=2 * len(paths) + 4)},
+            job_defaults=dict(JOB_DEFAULTS),
+            timezone=UTC,
+        )
+        self.scheduler.add_listener(self._on_job_dropped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+        self._stop = threading.Event()
+        self._stop_reason: str | None = None
+        self._stop_at = 0.0
+        self._signals = 0
+        self._active = 0
+        self._active_cond = threading.Condition()
+        for inst in self.installations:
+            self.readiness.add(inst.name)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Load every configuration; raise ``ConfigError`` when none of them loads."""
+        errors = [err for inst in self.installations if (err := self._load(inst)) is not None]
+        if len(errors) == len(self.installations):
+            raise errors[0] if len(errors) == 1 else ConfigError("\n".join(str(e) for e in errors))
+
+    def run(self) -> int:
+        """Serve until a signal stops the daemon; return the exit code (0 after a clean stop)."""
+        self.load()
+        if self.configure_logs:
+            from importer.logs import configure_logging
+
+            first = next(i.settings for i in self.installations if i.settings is not None)
+            configure_logging(first.logging, level=self.log_level)
+        if self.listen is not None:
+            self.start_server(*self.listen)
+        self.install_signal_handlers()
+        self.schedule_jobs()
+        _log.info(
+            "daemon_started",
+            installations=[i.name for i in self.installations],
+            holder=holder_name(),
+            listen=f"{self.listen[0]}:{self.listen[1]}" if self.listen else None,
+        )
+        if not self._stop.is_set():
+            self.scheduler.start()  # blocks until request_stop shuts the scheduler down
+        return self._drain()
+
+    def start_server(self, host: str, port: int) -> None:
+        """Start ``/healthz``, ``/readyz`` and ``/metrics``."""
+        try:
+            self.server = HealthServer(
+                host, port, readiness=self.readiness, metrics=self.metrics.render, metrics_type=CONTENT_TYPE
+            )
+        except OSError as exc:
+            raise FatalError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        self.server.start()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT: stop cleanly; the second one exits at once."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self.on_signal)
+
+    def on_signal(self, signum: int, frame: FrameType | None = None) -> None:
+        """A signal handler (also called directly by tests)."""
+        name = signal.Signals(signum).name
+        self._signals += 1
+        if self._signals > 1:
+            os.write(2, f"importer: second {name}: exiting now; the lease expires on its own\n".encode())
+            self.hard_exit(128 + signum)
+            return
+        self.request_stop(f"received {name}")
+
+    def request_stop(self, reason: str) -> None:
+        """Stop taking jobs, ask the running sync to stop, and let ``run`` drain and return."""
+        if self._stop.is_set():
+            return
+        self._stop_reason = reason
+        self._stop_at = time.monotonic()
+        self._stop.set()
+        self.readiness.stopping(f"stopping ({reason})")
+        _log.info("daemon_stopping", reason=reason, running=self._active)
+        threading.Thread(target=self._shutdown_scheduler, name="stop", daemon=True).start()
+
+    def should_stop(self) -> str | None:
+        """What ``RunOptions.should_stop`` asks between writes: the stop reason, once stopping."""
+        return f"the daemon is stopping ({self._stop_reason})" if self._stop.is_set() else None
+
+    def _shutdown_scheduler(self) -> None:
+        deadline = time.monotonic() + self.stop_timeout_s
+        while time.monotonic() < deadline:  # a signal may arrive before the scheduler started
+            if self.scheduler.state != STATE_STOPPED:
+                try:
+                    self.scheduler.shutdown(wait=False)
+                except Exception as exc:  # the drain still bounds the exit
+                    _log.warning("scheduler_shutdown_failed", error_type=type(exc).__name__)
+                return
+            time.sleep(0.05)
+
+    def _drain(self) -> int:
+        """Wait for running jobs up to the stop deadline, then close everything."""
+        deadline = self._stop_at + self.stop_timeout_s
+        with self._active_cond:
+            while self._active and (left := deadline - time.monotonic()) > 0:
+                self._active_cond.wait(left)
+            running = self._active
+        if running:
+            for inst in self.installations:
+                keeper, rt = inst.keeper, inst.runtime
+                if keeper is not None and rt is not None:
+                    try:  # the fence now refuses any commit of the run we abandon
+                        rt.state.release_lease(keeper.current())
+                    except Exception as exc:  # best effort on the way out
+                        _log.warning(
+                            "lease_release_failed", instance=inst.name, error_type=type(exc).__name__
+                        )
+            _log.error("daemon_stop_timed_out", running=running, timeout_s=self.stop_timeout_s)
+            self._close()
+            self.hard_exit(1)
+            return 1
+        self._close()
+        _log.info("daemon_stopped", reason=self._stop_reason)
+        return 0
+
+    def _close(self) -> None:
+        for inst in self.installations:
+            if inst.runtime is not None:
+                try:
+                    inst.runtime.close()
+                except Exception as exc:  # closing must not hide the exit
+                    _log.warning("close_failed", instance=inst.name, error_type=type(exc).__name__)
+        if self.server is not None:
+            self.server.stop()
+
+    # -- scheduling ---------------------------------------------------------------------------
+
+    def schedule_jobs(self) -> None:
+        """Add the run jobs of every loaded installation and the support jobs."""
+        now = datetime.now(UTC)
+        for inst in self.installations:
+            if inst.settings is not None:
+                self._add_run_jobs(inst)
+        support = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
+        self.scheduler.add_job(
+            self.open_pending,
+            IntervalTrigger(seconds=OPEN_INTERVAL_S),
+            id="open",
+            next_run_time=now,
+            **support,
+        )
+        self.scheduler.add_job(
+            self.check_health, IntervalTrigger(seconds=HEALTH_INTERVAL_S), id="health", **support
+        )
+        self.scheduler.add_job(
+            self.sweep,
+            IntervalTrigger(seconds=SWEEP_INTERVAL.total_seconds(), jitter=600),
+            id="sweep",
+            next_run_time=now + timedelta(minutes=5),
+            **support,
+        )
+
+    def _on_job_dropped(self, event: JobEvent) -> None:
+        """Count run jobs APScheduler did not start (still running, or missed the grace time)."""
+        name, _, kind = str(event.job_id).rpartition(":")
+        if name and kind in {"incremental", "full"}:
+            reason = "running" if event.code == EVENT_JOB_MAX_INSTANCES else "missed"
+            self.metrics.skip(name, mode=kind, reason=reason)
+
+    def _add_run_jobs(self, inst: Installation) -> None:
+        assert inst.settings is not None
+        schedule = inst.settings.schedule
+        kinds: tuple[JobKind, ...] = ("incremental", "full")
+        for kind in kinds:
+            expr = getattr(schedule, kind)
+            if expr is None:
+                continue
+            trigger = build_trigger(expr, schedule.timezone)
+            inst.triggers[kind] = trigger
+            self.scheduler.add_job(
+                self.run_job,
+                trigger,
+                args=(inst, kind),
+                id=f"{inst.name}:{kind}",
+                name=f"{kind} sync of {inst.name}",
+                replace_existing=True,
+                **JOB_DEFAULTS,
+            )
+
+    # -- opening installations ----------------------------------------------------------------
+
+    def _load(self, inst: Installation) -> ConfigError | None:
+        try:
+            settings = load_settings(inst.path)
+        except ConfigError as exc:
+            self.readiness.set(inst.name, "config", False, str(exc))
+            _log.error("config_invalid", path=str(inst.path), problems=len(exc.problems), error=str(exc))
+            return exc
+        other = next((i for i in self.installations if i is not inst and i.name == settings.instance), None)
+        if other is not None:
+            err = ConfigError(
+                f"instance {settings.instance!r} is also configured in {other.path}", source=str(inst.path)
+            )
+            self.readiness.set(inst.name, "config", False, str(err))
+            _log.error("config_invalid", path=str(inst.path), error=str(err))
+            return err
+        self.readiness.rename(inst.name, settings.instance)
+        inst.name, inst.settings = settings.instance, settings
+        self.readiness.set(inst.name, "config", True)
+        self.metrics.add_instance(inst.name)
+        return None
+
+    def open_pending(self) -> None:
+        """Load configurations and open vaults and state stores that are not open yet."""
+        for inst in self.installations:
+            if inst.runtime is not None or self._stop.is_set():
+                continue
+            if inst.settings is None:
+                if self._load(inst) is not None:
+                    continue
+                self._add_run_jobs(inst)
+            with structlog.contextvars.bound_contextvars(instance=inst.name):
+                self._open(inst)
+
+    def _open(self, inst: Installation) -> None:
+        settings = inst.settings
+        assert settings is not None
+        try:
+            vault = open_vault(settings)
+        except Exception as exc:  # every reason is reported the same way
+            return self._not_open(inst, "vault", exc)
+        self.readiness.set(inst.name, "vault", True)
+        store: StateStore = open_state(settings)
+        try:
+            store.init()
+        except Exception as exc:
+            store.close()
+            return self._not_open(inst, "state", exc)
+        self.readiness.set(inst.name, "state", True)
+        try:
+            rt = open_runtime(settings, vault=vault, state=store)
+        except ImporterError as exc:  # a secret the config names is missing, or no log pepper
+            store.close()
+            return self._not_open(inst, "vault", exc)
+        except Exception as exc:
+            store.close()
+            return self._not_open(inst, "state", exc)
+        rt.stats.observers.append(self.metrics.http_observer(inst.name))
+        inst.runtime = rt
+        _log.info("installation_opened", backend=settings.state.backend)
+        self._refresh(inst)
+        return None
+
+    def _not_open(self, inst: Installation, check: str, exc: BaseException) -> None:
+        error = describe_error(exc)
+        self.readiness.set(inst.name, check, False, error)
+        self.metrics.ready.labels(inst.name).set(0)
+        _log.error(f"{check}_unavailable", error_type=type(exc).__name__, error=error)
+
+    # -- health and retention -------------------------------------------------------------------
+
+    def check_health(self) -> None:
+        """Probe each open installation's state store and judge its last runs."""
+        for inst in self.installations:
+            if inst.runtime is not None:
+                self._refresh(inst)
+
+    def _refresh(self, inst: Installation) -> None:
+        rt = inst.runtime
+        assert rt is not None
+        try:
+            runs = rt.state.list_runs(limit=self.readiness.failures_allowed)
+        except Exception as exc:
+            self.readiness.set(inst.name, "state", False, describe_error(exc))
+        else:
+            self.readiness.set(inst.name, "state", True)
+            newest_error = runs[0].error if runs else None
+            self.readiness.set_runs(inst.name, [r.outcome for r in runs], newest_error)
+        self.metrics.ready.labels(inst.name).set(1 if self.readiness.is_ready(inst.name) else 0)
+
+    def sweep(self) -> None:
+        """The daily retention sweep: expired run records and approvals, old log files."""
+        for inst in self.installations:
+            rt = inst.runtime
+            if rt is None:
+                continue
+            with structlog.contextvars.bound_contextvars(instance=inst.name):
+                try:
+                    records = rt.state.sweep()
+                    files = sweep_logs(rt.settings.logging.dir, rt.settings.logging.retention_days)
+                except Exception as exc:  # tomorrow's sweep tries again
+                    _log.warning("retention_sweep_failed", error_type=type(exc).__name__)
+                    continue
+                _log.info("retention_swept", records=records, log_files=len(files))
+
+    # -- the run job ----------------------------------------------------------------------------
+
+    def run_job(self, inst: Installation, kind: JobKind) -> str:
+        """One scheduled job; returns what happened (``success``, ``skipped:lease_held``, ...)."""
+        trigger = inst.triggers.get(kind)
+        slot = trigger.slot_at(datetime.now(UTC)) if trigger is not None else None
+        with structlog.contextvars.bound_contextvars(instance=inst.name, job=kind):
+            if self._stop.is_set():
+                return self._skip(inst, kind, "stopping")
+            rt = inst.runtime
+            if rt is None:
+                return self._skip(inst, kind, "not_ready")
+            if not self._lock(inst, kind):
+                return self._skip(inst, kind, "stopping" if self._stop.is_set() else "busy")
+            with self._active_cond:
+                self._active += 1
+            try:
+                return self._with_lease(inst, rt, kind, slot)
+            finally:
+                inst.run_lock.release()
+                with self._active_cond:
+                    self._active -= 1
+                    self._active_cond.notify_all()
+
+    def _lock(self, inst: Installation, kind: JobKind) -> bool:
+        """The in-process lock of an installation: an incremental job never waits, a full one does."""
+        if kind == "incremental":
+            return inst.run_lock.acquire(blocking=False)
+        deadline = time.monotonic() + JOB_DEFAULTS["misfire_grace_time"]
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            if inst.run_lock.acquire(timeout=0.25):
+                return True
+        return False
+
+    def _with_lease(self, inst: Installation, rt: Runtime, kind: JobKind, slot: datetime | None) -> str:
+        try:
+            with LeaseKeeper(rt, holder_name(), wait_s=0) as keeper:
+                inst.keeper = keeper
+                self.metrics.lease_held.labels(inst.name).set(1)
+                try:
+                    if slot is not None and self._slot_done(rt, kind, slot):
+                        return self._skip(inst, kind, "slot_done", slot=slot.isoformat())
+                    return self._sync(inst, rt, kind, keeper, slot)
+                finally:
+                    inst.keeper = None
+                    self.metrics.lease_held.labels(inst.name).set(0)
+        except LeaseHeldError:
+            return self._skip(inst, kind, "lease_held", holder=self._holder(rt))
+        except Exception as exc:  # the state store failed while taking the lease
+            self.readiness.set(inst.name, "state", False, describe_error(exc))
+            return self._skip(inst, kind, "state_error", error_type=type(exc).__name__)
+
+    def _slot_done(self, rt: Runtime, kind: JobKind, slot: datetime) -> bool:
+        """Whether a scheduled run of this slot already happened (on any host)."""
+        try:
+            runs = rt.state.list_runs(limit=10)
+        except Exception:  # cannot tell: run (we hold the lease, so it is safe)
+            return False
+        return any(
+            r.trigger == "schedule"
+            and r.outcome != "interrupted"
+            and r.started_at >= slot
+            and (kind == "incremental" or r.mode == "full")
+            for r in runs
+        )
+
+    def _sync(
+        self, inst: Installation, rt: Runtime, kind: JobKind, keeper: LeaseKeeper, slot: datetime | None
+    ) -> str:
+        started = datetime.now(UTC)
+        t0 = time.monotonic()
+        _log.info(
+            "run_started", mode=kind, slot=slot.isoformat() if slot else None, fence=keeper.current().fence
+        )
+        options = RunOptions(
+            apply=True, full=kind == "full", trigger="schedule", should_stop=self.should_stop
+        )
+        try:
+            result = self.runner(rt, options, lease=keeper)
+        except Exception as exc:  # a failed run must not stop the daemon
+            duration = time.monotonic() - t0
+            error = describe_error(exc)
+            _log.error(
+                "run_failed",
+                mode=kind,
+                error_type=type(exc).__name__,
+                error=error,
+                duration_s=round(duration, 2),
+                exc_info=not isinstance(exc, ImporterError),
+            )
+            self._record_failure(rt, kind, started, error, keeper.owner)
+            self.metrics.observe_run(
+                inst.name,
+                mode=kind,
+                outcome="failed",
+                duration_s=duration,
+                throttled_waits=rt.stats.throttled_waits,
+                waited_s=rt.stats.waited_s,
+            )
+            self._refresh(inst)
+            return "failed"
+        self.metrics.observe_run(
+            inst.name,
+            mode=result.plan.mode,
+            outcome=result.outcome,
+            duration_s=result.duration_s,
+            applied=result.applied,
+            throttled_waits=rt.stats.throttled_waits,
+            waited_s=rt.stats.waited_s,
+        )
+        self._refresh(inst)
+        return result.outcome
+
+    def _record_failure(self, rt: Runtime, kind: JobKind, started: datetime, error: str, holder: str) -> None:
+        from importer.state import RunRecord
+
+        record = RunRecord(
+            run_id=uuid.uuid4().hex[:12],
+            instance=rt.settings.instance,
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            mode=kind,
+            trigger="schedule",
+            outcome="failed",
+            requests=rt.stats.by_service(),
+            error=error,
+            holder=holder,
+        )
+        try:
+            rt.state.record_run(record)
+        except Exception as exc:
+            _log.warning("run_record_failed", error_type=type(exc).__name__)
+
+    def _holder(self, rt: Runtime) -> str:
+        try:
+            return rt.state.lease_info().owner or "unknown"
+        except Exception:
+            return "unknown"
+
+    def _skip(self, inst: Installation, kind: JobKind, reason: str, **fields: Any) -> str:
+        _log.info("job_skipped", mode=kind, reason=reason, **fields)
+        self.metrics.skip(inst.name, mode=kind, reason=reason)
+        return f"skipped:{reason}"
