@@ -44,13 +44,15 @@ class AppContext:
             self._settings = load_settings(self.config_path)
         return self._settings
 
-    def runtime(self) -> Any:
+    def runtime(self, *, console_level: str = "warning") -> Any:
         """Decrypt the credentials and wire the parts (vault, state, clients)."""
         from importer.logs import configure_logging
         from importer.runtime import open_runtime
 
         settings = self.settings()
-        configure_logging(settings.logging, level=self.log_level)
+        configure_logging(
+            settings.logging, level=self.log_level, console_level=self.log_level or console_level
+        )
         return open_runtime(settings)
 
     def vault_settings(self) -> Any:

@@ -264,11 +264,16 @@ def configure_logging(
     config: LoggingConfig | None = None,
     *,
     level: str | None = None,
+    console_level: str | None = None,
     stream: Any = None,
     console: bool | None = None,
     noisy: Iterable[str] = ("urllib3", "msal", "botocore", "boto3", "s3transfer", "apscheduler"),
 ) -> None:
-    """Configure structlog and stdlib logging once per process (calling again reconfigures)."""
+    """Configure structlog and stdlib logging once per process (calling again reconfigures).
+
+    ``level`` overrides ``logging.level`` for both outputs; ``console_level`` sets the terminal's
+    own threshold (interactive verbs show warnings only, the daemon shows info).
+    """
     stream = stream or sys.stderr
     fmt = config.format if config else "auto"
     use_console = (
@@ -307,7 +312,7 @@ def configure_logging(
         )
         file_handler.setLevel(logging.DEBUG if chosen == "DEBUG" else logging.INFO)
         _configured.append(file_handler)
-    console_handler.setLevel(chosen)
+    console_handler.setLevel((console_level or chosen).upper())
     for handler in _configured:
         root.addHandler(handler)
     root.setLevel(logging.DEBUG if chosen == "DEBUG" else logging.INFO)

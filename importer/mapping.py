@@ -70,6 +70,7 @@ _KINDS_FOR = {  # which inferred value types each explicit Assets type accepts
     "date": {"date", "datetime"}, "datetime": {"datetime"},
 }  # fmt: skip
 _STRING_TRANSFORMS = {"lower", "upper", "strip"}
+_SYSTEM_ATTRIBUTES = frozenset({"key", "created", "updated"})
 _FILTER_RE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9]*)\s*(==|!=|not\s+in|in)\s*(.+?)\s*$")
 _TEMPLATE_FIELD = re.compile(r"\{([A-Za-z][A-Za-z0-9]*)\}")
 
@@ -198,6 +199,13 @@ def _check_entry(
             f"{base}.attributes.{mark_attr}", "this is the mark attribute (mark.attribute); pick another name"
         )
     for attr, spec in attributes.items():
+        if isinstance(attr, str) and attr.strip().casefold() in _SYSTEM_ATTRIBUTES:
+            yield ConfigProblem(
+                f"{base}.attributes.{attr}",
+                "Assets keeps Key, Created and Updated as system attributes of every object type; "
+                "choose another name (e.g. 'Created in Entra')",
+            )
+            continue
         spec_dict = {"from": spec} if isinstance(spec, str) else spec
         if isinstance(spec_dict, dict):
             yield from _check_attribute(spec_dict, f"{base}.attributes.{attr}", source, fields, names)

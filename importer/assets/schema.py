@@ -103,6 +103,9 @@ def _conflicts(state: _State, treq: TypeRequirement, found: AssetsObjectType) ->
         if attr is None:
             continue
         where = f"object type {treq.name!r}: attribute {areq.name!r}"
+        if attr.system or not attr.editable:
+            problems.append(f"{where} is a system attribute of Assets (not writable); name it differently")
+            continue
         if attr.kind != areq.kind:
             problems.append(f"{where} is {attr.kind}, the mapping needs {areq.kind}")
             continue
