@@ -80,7 +80,8 @@ def render_text(
         lines.append(f"Deletion guard: {verdict.removals} removals approved for plan {plan.plan_hash}.")
     s = plan.summary()
     if not plan.changes:
-        lines.append(f"No changes. {s['unchanged']} objects up to date.")
+        checked = f" {s['unchanged']} changed records in Entra needed nothing in Assets." if s["unchanged"] else ""
+        lines.append(f"No changes.{checked}")
     else:
         lines.append(
             f"Plan: {s['create']} to create, {s['update']} to update, {s['mark']} to mark, "

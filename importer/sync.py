@@ -66,6 +66,7 @@ __all__ = [
 ]
 
 _log = structlog.get_logger("importer.sync")
+_PREFETCH_ACCOUNTS = 20  # more unresolved emails than this: list all accounts once instead
 Outcome = Literal["planned", "success", "partial", "failed", "refused", "interrupted"]
 
 
@@ -336,6 +337,8 @@ class _Sync:
             self._map(work, owners)
             self._load_current(work)
         self.accounts = self.rt.accounts(self._cached_accounts(works))
+        if self.accounts.pending(self._account_keys(works)) > _PREFETCH_ACCOUNTS:
+            self.accounts.prefetch()  # one request per 1,000 accounts instead of one per email
         for work in self._dependency_order(works):
             self._normalise(work)
         plan = self._plan(works)
@@ -476,8 +479,8 @@ class _Sync:
         work.stale = {sid for sid in work.removed if sid in known and sid not in work.current}
         work.managed = self.rt.state.count_id_map(work.name)
 
-    def _cached_accounts(self, works: list[_Work]) -> dict[str, str | None]:
-        keys = {
+    def _account_keys(self, works: list[_Work]) -> set[str]:
+        return {
             self._account_key(v.email)
             for w in works
             for sid, d in w.raw.items()
@@ -485,6 +488,9 @@ class _Sync:
             for v in d.values.values()
             if isinstance(v, AccountEmail)
         }
+
+    def _cached_accounts(self, works: list[_Work]) -> dict[str, str | None]:
+        keys = self._account_keys(works)
         cached = self.rt.state.get_accounts(keys) if keys else {}
         return {k: c.account_id for k, c in cached.items()}
 

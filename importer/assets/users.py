@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import structlog
 
@@ -44,6 +44,9 @@ class AccountResolver:
     ) -> None:
         self._http = http
         self._url = site_url.rstrip("/") + "/rest/api/3/user/search"
+        self._all_url = site_url.rstrip("/") + "/rest/api/3/users/search"
+        self._listed: dict[str, set[str]] | None = None  # email -> active accounts, after prefetch()
+        self._hidden = 0  # active accounts whose email the listing did not show
         self._auth = auth
         self._cache: dict[str, str | None] = dict(cache or {})
         self._lock = threading.Lock()
@@ -67,7 +70,49 @@ class AccountResolver:
             self._cache[cache_key] = account
         return account
 
+    def prefetch(self, *, page_size: int = 1000) -> int:
+        """List every account once (``GET /rest/api/3/users/search``, 1,000 a page) to resolve in bulk.
+
+        A large first run then costs one request per 1,000 accounts instead of one per email.
+        Emails the listing shows resolve from it; an email it does not show is searched for one by
+        one only when some accounts hide their email address (Atlassian profile visibility).
+        Returns the number of accounts listed.
+        """
+        listed: dict[str, set[str]] = {}
+        hidden = 0
+        start = 0
+        while True:
+            body = self._http.get_json(
+                self._all_url,
+                params={"startAt": str(start), "maxResults": str(page_size)},
+                headers=request_headers(self._auth),
+                route="/rest/api/3/users/search",
+            )
+            page = [u for u in (body if isinstance(body, list) else []) if isinstance(u, dict)]
+            for user in page:
+                if user.get("accountType", "atlassian") != "atlassian" or user.get("active") is False:
+                    continue
+                email = user.get("emailAddress")
+                if isinstance(email, str) and email.strip() and user.get("accountId"):
+                    listed.setdefault(email.strip().casefold(), set()).add(str(user["accountId"]))
+                else:
+                    hidden += 1
+            start += len(page)
+            if len(page) < page_size:
+                break
+        with self._lock:
+            self._listed = listed
+            self._hidden = hidden
+            self.counts["listed"] = start
+        _log.info("accounts_listed", accounts=start, hidden_emails=hidden)
+        return start
+
     def _lookup(self, wanted: str) -> str | None:
+        with self._lock:
+            listed, hidden = self._listed, self._hidden
+        if listed is not None and (wanted in listed or not hidden):
+            matches = listed.get(wanted, set())
+            return self._outcome(matches)
         body = self._http.get_json(
             self._url,
             params={"query": wanted, "maxResults": "50"},
@@ -79,17 +124,27 @@ class AccountResolver:
             for user in (body if isinstance(body, list) else [])
             if isinstance(user, dict)
             and user.get("accountId")
+            and user.get("active") is not False
             and isinstance(user.get("emailAddress"), str)
             and user["emailAddress"].strip().casefold() == wanted
         }
         with self._lock:
             self.counts["lookups"] += 1
+        return self._outcome(matches)
+
+    def _outcome(self, matches: set[str]) -> str | None:
+        with self._lock:
             outcome = "resolved" if len(matches) == 1 else "unknown" if not matches else "ambiguous"
             self.counts[outcome] += 1
         if len(matches) != 1:
-            _log.info("account_not_resolved", reason=outcome, candidates=len(matches))
+            _log.debug("account_not_resolved", reason=outcome, candidates=len(matches))
             return None
         return next(iter(matches))
+
+    def pending(self, keys: Iterable[str]) -> int:
+        """How many of these cache keys are not resolved yet (to decide whether ``prefetch`` pays)."""
+        with self._lock:
+            return sum(1 for k in keys if k not in self._cache)
 
     def snapshot(self, *, include_unknown: bool = False) -> dict[str, str | None]:
         """The cache to persist; unknown entries are left out unless asked (accounts appear later)."""

@@ -40,6 +40,7 @@ __all__ = ["AssetsService"]
 ASSETS_PREFIX = "/jsm/assets/workspace/"
 _WORKSPACE_PATHS = ("/rest/servicedeskapi/assets/workspace", "/rest/servicedeskapi/insight/workspace")
 _USER_SEARCH = "/rest/api/3/user/search"
+_USERS_ALL = "/rest/api/3/users/search"  # "Get all users": paged, every account
 _GLOBAL_STATUSES = [
     ("Action Needed", 2),
     ("Active", 1),
@@ -129,7 +130,7 @@ class AssetsService:
         path = req.path
         if path.startswith(CONTROL_PREFIX):
             return handle_control(self.store, self.limiter, req, managed_schema_id=self._managed_schema_id)
-        if path in _WORKSPACE_PATHS or path == _USER_SEARCH:
+        if path in _WORKSPACE_PATHS or path in (_USER_SEARCH, _USERS_ALL):
             return self._site(req, path)
         if not path.startswith(ASSETS_PREFIX):
             return None
@@ -183,7 +184,7 @@ class AssetsService:
         if req.method.upper() != "GET":
             return json_error(405, ApiFailure(405, "Method not allowed").body(), route=route_name)
         site = req.base_url or "https://your-domain.atlassian.net"
-        if path != _USER_SEARCH:
+        if path not in (_USER_SEARCH, _USERS_ALL):
             body = {
                 "size": 1,
                 "start": 0,
@@ -200,6 +201,11 @@ class AssetsService:
         except ValueError:
             return json_error(
                 400, ApiFailure(400, "startAt and maxResults must be integers").body(), route=route_name
+            )
+        if path == _USERS_ALL:
+            everyone = self.users.all()[max(start, 0) : max(start, 0) + limit]
+            return SandboxResponse(
+                status=200, body=[self.users.render(u, site) for u in everyone], route=route_name
             )
         if not query and not account_id:
             message = "One of 'accountId', 'query' or 'property' query parameters must be provided."

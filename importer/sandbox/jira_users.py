@@ -73,6 +73,11 @@ class JiraUserDirectory:
         with self._lock:
             return self._users.get(account_id)
 
+    def all(self) -> list[JiraUser]:
+        """Every account, in the order they were added (``GET /rest/api/3/users/search``)."""
+        with self._lock:
+            return list(self._users.values())
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._users)
