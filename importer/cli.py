@@ -320,7 +320,7 @@ def plan_cmd(
     value_fmt, redactor = _formatters(result, rt, redact=redact)
     instance = rt.settings.instance
     if fmt == "json":
-        text = render_json(result.plan, instance=instance, fmt=value_fmt if redact else None, redact=redactor)
+        text = render_json(result.plan, instance=instance, fmt=value_fmt, redact=redactor)
     elif fmt == "markdown":
         text = render_markdown(result.plan, instance=instance, fmt=value_fmt, redact=redactor)
     else:

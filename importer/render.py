@@ -16,20 +16,33 @@ import click
 
 from importer.plan import ACTIONS, Change, Plan, jsonable
 
-__all__ = ["FORMAT_VERSION", "render_json", "render_markdown", "render_text"]
+__all__ = ["FORMAT_VERSION", "Note", "render_json", "render_markdown", "render_text"]
 
 FORMAT_VERSION = 1
-ValueFormatter = Callable[[str, str, object], str]  # (type, attribute, value) -> display text
+ValueFormatter = Callable[[str, str, object], object]  # (type, attribute, value) -> JSON-able display value
 Redactor = Callable[[str], str]
+
+
+class Note(str):
+    """A display value that is prose, not data: shown without quotes in text and Markdown."""
+
+    __slots__ = ()
+
 
 _SYMBOL = {"create": "+", "update": "~", "mark": "!", "delete": "-"}
 _COLOUR = {"create": "green", "update": "yellow", "mark": "magenta", "delete": "red"}
 
 
-def _plain(_type: str, _attr: str, value: object) -> str:
+def _plain(_type: str, _attr: str, value: object) -> object:
+    return jsonable(value)
+
+
+def _text(value: object) -> str:
     if value is None:
         return "(empty)"
-    return json.dumps(jsonable(value), ensure_ascii=False)
+    if isinstance(value, Note):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _ident(text: str) -> str:
@@ -60,9 +73,10 @@ def render_text(
         lines.append(click.style(head, fg=_COLOUR[change.action], bold=True) if color else head)
         for attr, (old, new) in change.diff.items():
             if change.action == "create":
-                lines.append(f"    {attr}: {fmt(change.type, attr, new)}")
+                lines.append(f"    {attr}: {_text(fmt(change.type, attr, new))}")
             else:
-                lines.append(f"    {attr}: {fmt(change.type, attr, old)} → {fmt(change.type, attr, new)}")
+                before, after = _text(fmt(change.type, attr, old)), _text(fmt(change.type, attr, new))
+                lines.append(f"    {attr}: {before} → {after}")
     if limit is not None and len(plan.changes) > limit:
         lines.append(f"  ... and {len(plan.changes) - limit} more changes (use --format json for all)")
     if plan.changes:
@@ -80,7 +94,9 @@ def render_text(
         lines.append(f"Deletion guard: {verdict.removals} removals approved for plan {plan.plan_hash}.")
     s = plan.summary()
     if not plan.changes:
-        checked = f" {s['unchanged']} changed records in Entra needed nothing in Assets." if s["unchanged"] else ""
+        checked = (
+            f" {s['unchanged']} changed records in Entra needed nothing in Assets." if s["unchanged"] else ""
+        )
         lines.append(f"No changes.{checked}")
     else:
         lines.append(
@@ -131,8 +147,8 @@ def render_markdown(
                 out.append(f"| {who} | | | |")
             for attr, (old, new) in c.diff.items():
                 out.append(
-                    f"| {who} | {_md_cell(attr)} | {_md_cell(fmt(c.type, attr, old))} | "
-                    f"{_md_cell(fmt(c.type, attr, new))} |"
+                    f"| {who} | {_md_cell(attr)} | {_md_cell(_text(fmt(c.type, attr, old)))} | "
+                    f"{_md_cell(_text(fmt(c.type, attr, new)))} |"
                 )
                 who = ""
         if len(changes) > limit:
@@ -147,14 +163,14 @@ def render_json(
     plan: Plan,
     *,
     instance: str = "",
-    fmt: ValueFormatter | None = None,
+    fmt: ValueFormatter = _plain,
     redact: Redactor = _ident,
 ) -> str:
     """The versioned JSON document described in README ("Plan JSON format")."""
     verdict = plan.verdict
 
     def value(type_: str, attr: str, v: object) -> object:
-        return jsonable(v) if fmt is None else (None if v is None else fmt(type_, attr, v))
+        return None if v is None else fmt(type_, attr, v)
 
     doc: dict[str, Any] = {
         "format_version": FORMAT_VERSION,

@@ -175,10 +175,11 @@ _PERSONAL_KINDS = frozenset({"text", "textarea", "email", "url", "user", "select
 
 def value_formatter(
     result: RunResult, settings: Settings, pseudonyms: Callable[[str], str] | None
-) -> tuple[Callable[[str, str, object], str], Callable[[str], str]]:
+) -> tuple[Callable[[str, str, object], object], Callable[[str], str]]:
     """How plan values are shown: status names, pending creates spelled out, personal values
-    pseudonymized when ``pseudonyms`` is given (``--redact``). Returns (value formatter, redactor)."""
+    pseudonymized when ``pseudonyms`` is given (``--redact``). Returns (display, redactor)."""
     from importer.plan import jsonable
+    from importer.render import Note
 
     types = {e.name: e.object_type for e in settings.mapping.object_types}
     statuses = {s.id: s.name for s in result.schema.statuses.values()}
@@ -186,26 +187,41 @@ def value_formatter(
     def redact(text: str) -> str:
         return pseudonyms(text) if pseudonyms is not None else text
 
-    def fmt(type_name: str, attr: str, value: object) -> str:
-        if value is None:
-            return "(empty)"
+    def display(type_name: str, attr: str, value: object) -> object:
         if isinstance(value, Pending):
-            return f"(the new {value.ref.type} object for {redact(value.ref.source_id)})"
+            return Note(f"(the new {value.ref.type} object for {redact(value.ref.source_id)})")
         try:
             kind = result.schema.type(types[type_name]).attribute(attr).kind
         except KeyError:
             kind = "text"
         if kind == "status" and isinstance(value, str):
-            return json.dumps(statuses.get(value, value), ensure_ascii=False)
-        if kind == "reference":
-            return f"object {value}"
-        if kind in _PERSONAL_KINDS and pseudonyms is not None:
+            return statuses.get(value, value)
+        if kind in _PERSONAL_KINDS and pseudonyms is not None and value is not None:
             if isinstance(value, tuple):
-                return json.dumps([redact(str(v)) for v in value])
+                return [redact(str(v)) for v in value]
             return redact(str(value))
-        return json.dumps(jsonable(value), ensure_ascii=False)
+        return jsonable(value)
 
-    return fmt, redact
+    return display, redact
+
+
+def _dead_local_holder(owner: str | None) -> str | None:
+    """The holder's name if it is a process of this host that no longer runs (e.g. killed)."""
+    import os
+    import socket
+
+    if not owner or ":" not in owner:
+        return None
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return owner
+    except PermissionError:
+        return None  # it runs, as another user
+    return None
 
 
 class LeaseKeeper:
@@ -226,8 +242,11 @@ class LeaseKeeper:
     def __enter__(self) -> LeaseKeeper:
         deadline = time.monotonic() + self.wait_s
         while True:
-            self.lease = self.rt.state.acquire_lease(self.owner, duration_s=self.duration)
+            dead = _dead_local_holder(self.rt.state.lease_info().owner)
+            self.lease = self.rt.state.acquire_lease(self.owner, duration_s=self.duration, take_over=dead)
             if self.lease is not None:
+                if dead:
+                    _log.warning("lease_taken_over", previous_holder=dead, reason="process no longer runs")
                 break
             if time.monotonic() >= deadline:
                 info = self.rt.state.lease_info()

@@ -72,8 +72,14 @@ def check_fence(db: DynamoTable, keys: Keys, lease: Lease) -> None:
         raise lost(keys.instance, lease, "nothing was written")
 
 
-def acquire(db: DynamoTable, keys: Keys, owner: str, now: datetime, duration_s: float) -> Lease | None:
-    """Take the lease, or return None if another worker holds it."""
+def acquire(
+    db: DynamoTable, keys: Keys, owner: str, now: datetime, duration_s: float, *, take_over: str | None = None
+) -> Lease | None:
+    """Take the lease, or return None if another worker holds it.
+
+    ``take_over`` names a holder known to be dead (a process of this host that no longer runs):
+    its lease is taken at once instead of after it expires.
+    """
     expires_at = now + timedelta(seconds=duration_s)
     rvn = uuid.uuid4().hex
     try:
@@ -84,7 +90,8 @@ def acquire(db: DynamoTable, keys: Keys, owner: str, now: datetime, duration_s: 
                 "SET #owner = :owner, #rvn = :rvn, #until = :until, #released = :false, #kind = :kind"
                 " ADD #fence :one"
             ),
-            ConditionExpression="attribute_not_exists(#pk) OR #released = :true OR #until <= :cutoff",
+            ConditionExpression="attribute_not_exists(#pk) OR #released = :true OR #until <= :cutoff"
+            + (" OR #owner = :dead" if take_over else ""),
             ExpressionAttributeNames=_NAMES,
             ExpressionAttributeValues={
                 ":owner": s(owner),
@@ -95,6 +102,7 @@ def acquire(db: DynamoTable, keys: Keys, owner: str, now: datetime, duration_s: 
                 ":kind": s("lease"),
                 ":one": n(1),
                 ":cutoff": n(c.epoch_us(now - LEASE_SKEW)),
+                **({":dead": s(take_over)} if take_over else {}),
             },
             ReturnValues="ALL_NEW",
         )

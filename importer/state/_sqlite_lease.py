@@ -19,13 +19,23 @@ __all__ = ["acquire", "check_fence", "info", "release", "renew"]
 
 
 def acquire(
-    conn: sqlite3.Connection, instance: str, owner: str, now: datetime, duration_s: float
+    conn: sqlite3.Connection,
+    instance: str,
+    owner: str,
+    now: datetime,
+    duration_s: float,
+    *,
+    take_over: str | None = None,
 ) -> Lease | None:
-    """Take the lease unless it is held: not released and not expired by more than the skew margin."""
+    """Take the lease unless it is held: not released and not expired by more than the skew margin.
+
+    A lease held by ``take_over`` (a holder known to be dead) is taken at once.
+    """
     row = conn.execute(
-        "SELECT fence, until_us, released FROM lease WHERE instance = ?", (instance,)
+        "SELECT fence, until_us, released, owner FROM lease WHERE instance = ?", (instance,)
     ).fetchone()
-    if row is not None and not row[2] and c.epoch_us(now - LEASE_SKEW) < row[1]:
+    held = row is not None and not row[2] and c.epoch_us(now - LEASE_SKEW) < row[1]
+    if held and not (take_over and row[3] == take_over):
         return None
     lease = Lease(
         instance=instance,

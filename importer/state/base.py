@@ -115,8 +115,12 @@ class StateStore(Protocol):
     def list_audit(self, limit: int) -> list[AuditRecord]:
         """The newest audit records, newest first."""
 
-    def acquire_lease(self, owner: str, *, duration_s: float) -> Lease | None:
-        """Take the lease for ``duration_s`` seconds; ``None`` if someone else holds it."""
+    def acquire_lease(self, owner: str, *, duration_s: float, take_over: str | None = None) -> Lease | None:
+        """Take the lease for ``duration_s`` seconds; ``None`` if someone else holds it.
+
+        ``take_over`` names a holder the caller knows is dead (a process of this host that no
+        longer exists): a lease it holds is taken at once rather than after it expires.
+        """
 
     def renew_lease(self, lease: Lease, *, duration_s: float) -> Lease:
         """Extend a held lease (heartbeat); raises ``LeaseLostError`` if it was taken over."""

@@ -352,10 +352,12 @@ class DynamoStateStore:
 
     # -- lease (conditional updates in _dynamo_lease.py) ------------------------------------
 
-    def acquire_lease(self, owner: str, *, duration_s: float) -> Lease | None:
+    def acquire_lease(self, owner: str, *, duration_s: float, take_over: str | None = None) -> Lease | None:
         """Take the lease with a conditional update unless another worker holds an unexpired one."""
         check_lease_request(owner, duration_s)
-        return lease_db.acquire(self._db, self._keys, owner, c.now_from(self._clock), duration_s)
+        return lease_db.acquire(
+            self._db, self._keys, owner, c.now_from(self._clock), duration_s, take_over=take_over
+        )
 
     def renew_lease(self, lease: Lease, *, duration_s: float) -> Lease:
         """Extend a lease we still hold; ``LeaseLostError`` if another worker took it."""

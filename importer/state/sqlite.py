@@ -400,11 +400,13 @@ class SqliteStateStore:
 
     # -- lease (the SQL is in _sqlite_lease.py) ---------------------------------------------
 
-    def acquire_lease(self, owner: str, *, duration_s: float) -> Lease | None:
+    def acquire_lease(self, owner: str, *, duration_s: float, take_over: str | None = None) -> Lease | None:
         """Take the lease unless another worker holds an unexpired one."""
         check_lease_request(owner, duration_s)
         with self._tx(write=True) as conn:
-            return lease_sql.acquire(conn, self._instance, owner, c.now_from(self._clock), duration_s)
+            return lease_sql.acquire(
+                conn, self._instance, owner, c.now_from(self._clock), duration_s, take_over=take_over
+            )
 
     def renew_lease(self, lease: Lease, *, duration_s: float) -> Lease:
         """Extend a lease we still hold; ``LeaseLostError`` if another worker took it."""

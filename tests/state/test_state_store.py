@@ -563,3 +563,16 @@ def test_a_lease_of_another_instance_is_refused(make_store: StoreFactory) -> Non
 def test_deletes_given_as_one_string_are_refused(store: StateStore, clock: FakeClock) -> None:
     with pytest.raises(TypeError, match="not a string"):
         commit_run(store, None, clock, id_maps={"users": IdMapChanges(upserts={}, deletes="g00001")})
+
+
+def test_a_dead_holder_named_by_the_caller_is_taken_over_at_once(store: StateStore, clock: FakeClock) -> None:
+    """After a kill -9 on this host the next run need not wait for the lease to expire."""
+    first = store.acquire_lease("host-a:1", duration_s=300)
+    assert first is not None
+    assert store.acquire_lease("host-a:2", duration_s=300) is None
+    assert store.acquire_lease("host-a:2", duration_s=300, take_over="host-b:9") is None  # not the holder
+    second = store.acquire_lease("host-a:2", duration_s=300, take_over="host-a:1")
+    assert second is not None
+    assert second.fence == first.fence + 1
+    with pytest.raises(LeaseLostError):
+        store.renew_lease(first, duration_s=300)
