@@ -139,7 +139,9 @@ def test_a_plain_secret_never_appears_in_the_error() -> None:
         pytest.param(
             "Cut", {"from": "mail", "transform": [{"truncate": 0}]}, "truncate needs a positive", id="trunc"
         ),
-        pytest.param("Created", {"from": "createdDateTime"}, "system attributes of every object type", id="system"),
+        pytest.param(
+            "Created", {"from": "createdDateTime"}, "system attributes of every object type", id="system"
+        ),
     ],
 )
 def test_mapping_mistakes_are_found_at_load_time(attr: str, spec: dict[str, object], expected: str) -> None:
