@@ -412,9 +412,23 @@ def state_init(app: AppContext) -> None:
 @main.command("doctor")
 @click.pass_obj
 def doctor_cmd(app: AppContext) -> None:
-    """Check each piece (config, vault, Entra token and permissions, Assets, state) and say how to fix it."""
-    app.settings()
-    _not_landed("importer doctor")
+    """Check each piece (config, vault, state, Entra token and permissions, Assets) and say how to fix it.
+
+    Nothing is written. Exit 0 when every check passes, 1 otherwise.
+    """
+    from importer.doctor import run_checks
+    from importer.logs import configure_logging
+
+    settings = app.settings()
+    configure_logging(settings.logging, level=app.log_level, console_level=app.log_level or "error")
+    failed = 0
+    for finding in run_checks(settings):
+        failed += not finding.ok
+        mark = click.style("ok", fg="green") if finding.ok else click.style("FAILED", fg="red", bold=True)
+        click.echo(f"{mark:>6}  {finding.name:<14} {finding.detail}")
+        if not finding.ok and finding.fix:
+            click.echo(f"{'':>6}  {'':<14} fix: {finding.fix}")
+    sys.exit(1 if failed else 0)
 
 
 @main.command("status")
