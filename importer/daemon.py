@@ -33,9 +33,7 @@ import os
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -49,18 +47,16 @@ from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from importer.config import Settings, load_settings
 from importer.errors import ConfigError, FatalError, ImporterError, LeaseHeldError
 from importer.health import HealthServer, Readiness
-from importer.logs import scrub_text, sweep_logs
+from importer.installations import Installation, describe_error, find_configs
 from importer.metrics import CONTENT_TYPE, DaemonMetrics
-from importer.runtime import holder_name, open_runtime, open_state, open_vault
-from importer.schedule import SlotTrigger, build_trigger
+from importer.runtime import holder_name
+from importer.schedule import build_trigger
 from importer.sync import LeaseKeeper, RunOptions, run_sync
 
 if TYPE_CHECKING:
     from importer.runtime import Runtime
-    from importer.state import StateStore
     from importer.sync import RunResult
 
 __all__ = ["JOB_DEFAULTS", "STOP_TIMEOUT_S", "Daemon", "Installation", "describe_error", "find_configs"]
@@ -73,37 +69,6 @@ HEALTH_INTERVAL_S = 15.0
 OPEN_INTERVAL_S = 60.0
 SWEEP_INTERVAL = timedelta(hours=24)
 Runner = Callable[..., "RunResult"]
-
-
-def find_configs(directory: Path) -> list[Path]:
-    """Every ``*.yaml`` (and ``*.yml``) file in ``directory``, sorted; one installation each."""
-    if not directory.is_dir():
-        raise ConfigError(f"--config-dir {directory}: not a directory")
-    found = sorted(p for p in directory.iterdir() if p.suffix in {".yaml", ".yml"} and p.is_file())
-    if not found:
-        raise ConfigError(f"--config-dir {directory}: no *.yaml configuration file in it")
-    return found
-
-
-def describe_error(exc: BaseException) -> str:
-    """An exception as one scrubbed line (importer errors are already written for people)."""
-    text = str(exc).strip() or type(exc).__name__
-    if not isinstance(exc, ImporterError):
-        text = f"{type(exc).__name__}: {text}"
-    return scrub_text(" ".join(text.split()))[:500]
-
-
-@dataclass(eq=False)
-class Installation:
-    """One configuration file inside the daemon, and what has been opened for it."""
-
-    path: Path
-    name: str
-    settings: Settings | None = None
-    runtime: Runtime | None = None
-    triggers: dict[str, SlotTrigger] = field(default_factory=dict)
-    run_lock: threading.Lock = field(default_factory=threading.Lock)
-    keeper: LeaseKeeper | None = None
 
 
 class Daemon:
@@ -151,7 +116,13 @@ class Daemon:
 
     def load(self) -> None:
         """Load every configuration; raise ``ConfigError`` when none of them loads."""
-        errors = [err for inst in self.installations if (err := self._load(inst)) is not None]
+        if not self.installations:
+            raise ConfigError("no configuration file given")
+        errors = [
+            err
+            for inst in self.installations
+            if (err := inst.load(self.installations, self.readiness, self.metrics)) is not None
+        ]
         if len(errors) == len(self.installations):
             raise errors[0] if len(errors) == 1 else ConfigError("\n".join(str(e) for e in errors))
 
@@ -255,11 +226,7 @@ class Daemon:
 
     def _close(self) -> None:
         for inst in self.installations:
-            if inst.runtime is not None:
-                try:
-                    inst.runtime.close()
-                except Exception as exc:  # closing must not hide the exit
-                    _log.warning("close_failed", instance=inst.name, error_type=type(exc).__name__)
+            inst.close()
         if self.server is not None:
             self.server.stop()
 
@@ -317,28 +284,7 @@ class Daemon:
                 **JOB_DEFAULTS,
             )
 
-    # -- opening installations ----------------------------------------------------------------
-
-    def _load(self, inst: Installation) -> ConfigError | None:
-        try:
-            settings = load_settings(inst.path)
-        except ConfigError as exc:
-            self.readiness.set(inst.name, "config", False, str(exc))
-            _log.error("config_invalid", path=str(inst.path), problems=len(exc.problems), error=str(exc))
-            return exc
-        other = next((i for i in self.installations if i is not inst and i.name == settings.instance), None)
-        if other is not None:
-            err = ConfigError(
-                f"instance {settings.instance!r} is also configured in {other.path}", source=str(inst.path)
-            )
-            self.readiness.set(inst.name, "config", False, str(err))
-            _log.error("config_invalid", path=str(inst.path), error=str(err))
-            return err
-        self.readiness.rename(inst.name, settings.instance)
-        inst.name, inst.settings = settings.instance, settings
-        self.readiness.set(inst.name, "config", True)
-        self.metrics.add_instance(inst.name)
-        return None
+    # -- opening installations, health and retention --------------------------------------------
 
     def open_pending(self) -> None:
         """Load configurations and open vaults and state stores that are not open yet."""
@@ -346,82 +292,23 @@ class Daemon:
             if inst.runtime is not None or self._stop.is_set():
                 continue
             if inst.settings is None:
-                if self._load(inst) is not None:
+                if inst.load(self.installations, self.readiness, self.metrics) is not None:
                     continue
                 self._add_run_jobs(inst)
             with structlog.contextvars.bound_contextvars(instance=inst.name):
-                self._open(inst)
-
-    def _open(self, inst: Installation) -> None:
-        settings = inst.settings
-        assert settings is not None
-        try:
-            vault = open_vault(settings)
-        except Exception as exc:  # every reason is reported the same way
-            return self._not_open(inst, "vault", exc)
-        self.readiness.set(inst.name, "vault", True)
-        store: StateStore = open_state(settings)
-        try:
-            store.init()
-        except Exception as exc:
-            store.close()
-            return self._not_open(inst, "state", exc)
-        self.readiness.set(inst.name, "state", True)
-        try:
-            rt = open_runtime(settings, vault=vault, state=store)
-        except ImporterError as exc:  # a secret the config names is missing, or no log pepper
-            store.close()
-            return self._not_open(inst, "vault", exc)
-        except Exception as exc:
-            store.close()
-            return self._not_open(inst, "state", exc)
-        rt.stats.observers.append(self.metrics.http_observer(inst.name))
-        inst.runtime = rt
-        _log.info("installation_opened", backend=settings.state.backend)
-        self._refresh(inst)
-        return None
-
-    def _not_open(self, inst: Installation, check: str, exc: BaseException) -> None:
-        error = describe_error(exc)
-        self.readiness.set(inst.name, check, False, error)
-        self.metrics.ready.labels(inst.name).set(0)
-        _log.error(f"{check}_unavailable", error_type=type(exc).__name__, error=error)
-
-    # -- health and retention -------------------------------------------------------------------
+                inst.open(self.readiness, self.metrics)
 
     def check_health(self) -> None:
         """Probe each open installation's state store and judge its last runs."""
         for inst in self.installations:
             if inst.runtime is not None:
-                self._refresh(inst)
-
-    def _refresh(self, inst: Installation) -> None:
-        rt = inst.runtime
-        assert rt is not None
-        try:
-            runs = rt.state.list_runs(limit=self.readiness.failures_allowed)
-        except Exception as exc:
-            self.readiness.set(inst.name, "state", False, describe_error(exc))
-        else:
-            self.readiness.set(inst.name, "state", True)
-            newest_error = runs[0].error if runs else None
-            self.readiness.set_runs(inst.name, [r.outcome for r in runs], newest_error)
-        self.metrics.ready.labels(inst.name).set(1 if self.readiness.is_ready(inst.name) else 0)
+                inst.refresh(self.readiness, self.metrics)
 
     def sweep(self) -> None:
         """The daily retention sweep: expired run records and approvals, old log files."""
         for inst in self.installations:
-            rt = inst.runtime
-            if rt is None:
-                continue
             with structlog.contextvars.bound_contextvars(instance=inst.name):
-                try:
-                    records = rt.state.sweep()
-                    files = sweep_logs(rt.settings.logging.dir, rt.settings.logging.retention_days)
-                except Exception as exc:  # tomorrow's sweep tries again
-                    _log.warning("retention_sweep_failed", error_type=type(exc).__name__)
-                    continue
-                _log.info("retention_swept", records=records, log_files=len(files))
+                inst.sweep()
 
     # -- the run job ----------------------------------------------------------------------------
 
@@ -463,31 +350,17 @@ class Daemon:
                 inst.keeper = keeper
                 self.metrics.lease_held.labels(inst.name).set(1)
                 try:
-                    if slot is not None and self._slot_done(rt, kind, slot):
+                    if slot is not None and inst.slot_done(kind, slot):
                         return self._skip(inst, kind, "slot_done", slot=slot.isoformat())
                     return self._sync(inst, rt, kind, keeper, slot)
                 finally:
                     inst.keeper = None
                     self.metrics.lease_held.labels(inst.name).set(0)
         except LeaseHeldError:
-            return self._skip(inst, kind, "lease_held", holder=self._holder(rt))
+            return self._skip(inst, kind, "lease_held", holder=inst.holder())
         except Exception as exc:  # the state store failed while taking the lease
             self.readiness.set(inst.name, "state", False, describe_error(exc))
             return self._skip(inst, kind, "state_error", error_type=type(exc).__name__)
-
-    def _slot_done(self, rt: Runtime, kind: JobKind, slot: datetime) -> bool:
-        """Whether a scheduled run of this slot already happened (on any host)."""
-        try:
-            runs = rt.state.list_runs(limit=10)
-        except Exception:  # cannot tell: run (we hold the lease, so it is safe)
-            return False
-        return any(
-            r.trigger == "schedule"
-            and r.outcome != "interrupted"
-            and r.started_at >= slot
-            and (kind == "incremental" or r.mode == "full")
-            for r in runs
-        )
 
     def _sync(
         self, inst: Installation, rt: Runtime, kind: JobKind, keeper: LeaseKeeper, slot: datetime | None
@@ -513,7 +386,7 @@ class Daemon:
                 duration_s=round(duration, 2),
                 exc_info=not isinstance(exc, ImporterError),
             )
-            self._record_failure(rt, kind, started, error, keeper.owner)
+            inst.record_failure(kind, started, error, keeper.owner)
             self.metrics.observe_run(
                 inst.name,
                 mode=kind,
@@ -522,7 +395,7 @@ class Daemon:
                 throttled_waits=rt.stats.throttled_waits,
                 waited_s=rt.stats.waited_s,
             )
-            self._refresh(inst)
+            inst.refresh(self.readiness, self.metrics)
             return "failed"
         self.metrics.observe_run(
             inst.name,
@@ -533,34 +406,8 @@ class Daemon:
             throttled_waits=rt.stats.throttled_waits,
             waited_s=rt.stats.waited_s,
         )
-        self._refresh(inst)
+        inst.refresh(self.readiness, self.metrics)
         return result.outcome
-
-    def _record_failure(self, rt: Runtime, kind: JobKind, started: datetime, error: str, holder: str) -> None:
-        from importer.state import RunRecord
-
-        record = RunRecord(
-            run_id=uuid.uuid4().hex[:12],
-            instance=rt.settings.instance,
-            started_at=started,
-            finished_at=datetime.now(UTC),
-            mode=kind,
-            trigger="schedule",
-            outcome="failed",
-            requests=rt.stats.by_service(),
-            error=error,
-            holder=holder,
-        )
-        try:
-            rt.state.record_run(record)
-        except Exception as exc:
-            _log.warning("run_record_failed", error_type=type(exc).__name__)
-
-    def _holder(self, rt: Runtime) -> str:
-        try:
-            return rt.state.lease_info().owner or "unknown"
-        except Exception:
-            return "unknown"
 
     def _skip(self, inst: Installation, kind: JobKind, reason: str, **fields: Any) -> str:
         _log.info("job_skipped", mode=kind, reason=reason, **fields)

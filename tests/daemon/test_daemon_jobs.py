@@ -328,3 +328,8 @@ def test_describe_error_scrubs_and_names_unexpected_errors() -> None:
     assert describe_error(KeyError("x")) == "KeyError: 'x'"
     assert "bob@example.com" not in describe_error(ValueError("bob@example.com"))
     assert describe_error(ConfigError("state.table: missing")) == "state.table: missing"
+
+
+def test_a_daemon_without_configs_refuses_to_start(exits: Exits) -> None:
+    with pytest.raises(ConfigError, match="no configuration file"):
+        Daemon([], listen=None, configure_logs=False, hard_exit=exits).load()
