@@ -15,6 +15,12 @@ the same places on every run (concurrent clients interleave, which changes who g
 - ``truncate_rate``: process the request, send a ``Content-Length`` larger than the body
   bytes actually sent, then close.
 - ``latency_ms``: sleep before answering.
+- ``delay_answer_ms``: process the request, then hold the answer that long, so a client whose
+  read timeout is shorter gives up although the request took effect (a create that landed
+  while its answer was lost). Only requests matching ``delay_answer_match`` are delayed
+  (``"POST /object/create"``: that method and a path containing the rest; ``"/object/"``: a
+  path containing it, any method; ``""``: every request), and only the next
+  ``delay_answer_count`` of them (0: all).
 """
 
 from __future__ import annotations
@@ -53,10 +59,20 @@ class FaultConfig:
     drop_rate: float = 0.0
     truncate_rate: float = 0.0
     latency_ms: float = 0.0
+    delay_answer_ms: float = 0.0
+    delay_answer_match: str = ""
+    delay_answer_count: int = 0
 
     def active(self) -> bool:
         """True when any fault can happen."""
-        return bool(self.rate_429 or self.rate_5xx or self.drop_rate or self.truncate_rate or self.latency_ms)
+        return bool(
+            self.rate_429
+            or self.rate_5xx
+            or self.drop_rate
+            or self.truncate_rate
+            or self.latency_ms
+            or self.delay_answer_ms
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +90,7 @@ class _State:
     config: FaultConfig = field(default_factory=FaultConfig)
     rng: random.Random = field(default_factory=random.Random)
     mixed: int = 0
+    delayed: int = 0  # answers delayed since the last configuration
 
 
 class Faults:
@@ -101,6 +118,7 @@ class Faults:
                 seed = body.get("seed", self._seed)
                 state.rng = random.Random(f"{seed}:{name}")
                 state.mixed = 0
+                state.delayed = 0
             return self.as_dict()
 
     def as_dict(self) -> dict[str, Any]:
@@ -142,6 +160,20 @@ class Faults:
                 return FaultDecision(action="truncate", latency_s=latency)
             return FaultDecision(latency_s=latency)
 
+    def answer_delay(self, service: str, method: str, path: str) -> float:
+        """Seconds to hold the answer to a request that was already processed (``delay_answer_*``)."""
+        state = self._states.get(service)
+        if state is None or not state.config.delay_answer_ms:
+            return 0.0
+        config = state.config
+        if not _matches(config.delay_answer_match, method, path):
+            return 0.0
+        with self._lock:
+            if config.delay_answer_count and state.delayed >= config.delay_answer_count:
+                return 0.0
+            state.delayed += 1
+        return config.delay_answer_ms / 1000.0
+
     def batch_item(self) -> FaultDecision:
         """The fault for one inner request of a Graph ``$batch`` (only 429 and 503 apply there)."""
         state = self._states["graph"]
@@ -176,6 +208,14 @@ class Faults:
         return email.utils.formatdate(math.ceil(time.time() + seconds), usegmt=True)
 
 
+def _matches(match: str, method: str, path: str) -> bool:
+    """``"POST /object/create"``: that method and a path containing the rest; ``"/object"``: any method."""
+    wanted, _, rest = match.partition(" ")
+    if rest and wanted.isalpha() and wanted.isupper():
+        return method.upper() == wanted and rest in path
+    return match in path
+
+
 def _number(key: str, value: Any, *, upper: float | None = None) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
         raise FaultsError(f"{key} must be a number >= 0")
@@ -189,8 +229,16 @@ def _apply(config: FaultConfig, updates: dict[str, Any]) -> FaultConfig:
     for key, value in updates.items():
         if key in ("rate_429", "rate_5xx", "drop_rate", "truncate_rate"):
             setattr(out, key, _number(key, value, upper=1.0))
-        elif key == "latency_ms":
-            out.latency_ms = _number(key, value)
+        elif key in ("latency_ms", "delay_answer_ms"):
+            setattr(out, key, _number(key, value))
+        elif key == "delay_answer_match":
+            if not isinstance(value, str):
+                raise FaultsError("delay_answer_match must be a string, e.g. 'POST /object/create'")
+            out.delay_answer_match = value
+        elif key == "delay_answer_count":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise FaultsError("delay_answer_count must be an integer >= 0 (0: every match)")
+            out.delay_answer_count = value
         elif key == "retry_after":
             pair = [value, value] if isinstance(value, int | float) and not isinstance(value, bool) else value
             if not isinstance(pair, list) or len(pair) != 2:

@@ -112,6 +112,10 @@ class SandboxServer:
             self.stats.record(name, request.method, route, response.status)
             return response, "normal"
         response = self._handle(name, request)
+        if counted and name in ("graph", "assets"):
+            held = self.faults.answer_delay(name, request.method, request.path)
+            if held:
+                time.sleep(held)  # processed; the answer comes after the client's read timeout
         dropped = decision.action == "drop_after"  # processed, but the client never hears of it
         if counted:
             generic = route_template(request.path)

@@ -174,3 +174,51 @@ def test_bad_fault_settings_are_400(sb: Sandbox, http: requests.Session, body: d
     response = http.post(f"{sb.base_url}/_sandbox/faults", json=body)
     assert response.status_code == 400
     assert "error" in response.json()
+
+
+def test_a_delayed_answer_outlives_the_read_timeout_but_the_write_landed(
+    sb: Sandbox, http: requests.Session
+) -> None:
+    pytest.importorskip("importer.sandbox.assets")
+    sb.set_faults(
+        service="assets",
+        delay_answer_ms=800,
+        delay_answer_match="POST /config/statustype",
+        delay_answer_count=1,
+    )
+    auth = (sb.jira_email, sb.jira_api_token)
+    url = f"{sb.base_url}/jsm/assets/workspace/{sb.workspace_id}/v1/config/statustype"
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        http.post(url, json={"name": "Landed late", "category": 1}, auth=auth, timeout=(5, 0.3))
+    time.sleep(0.6)  # the server finishes holding the answer
+    names = [s["name"] for s in http.get(url, auth=auth, timeout=5).json()]
+    assert "Landed late" in names  # processed although the client never heard of it
+    started = time.perf_counter()
+    second = http.post(url, json={"name": "Answered at once", "category": 1}, auth=auth, timeout=(5, 0.3))
+    assert second.status_code in (200, 201)  # delay_answer_count=1: only the first match was held
+    assert time.perf_counter() - started < 0.3
+
+
+def test_a_delayed_answer_applies_only_to_matching_requests(sb: Sandbox, get: GraphGet) -> None:
+    sb.set_faults(service="graph", delay_answer_ms=400, delay_answer_match="GET /v1.0/devices")
+    started = time.perf_counter()
+    assert get("/v1.0/users", top=1).status_code == 200
+    assert time.perf_counter() - started < 0.4
+    started = time.perf_counter()
+    assert get("/v1.0/devices", top=1).status_code == 200
+    assert time.perf_counter() - started >= 0.4
+    assert sb.set_faults(service="graph", delay_answer_ms=0)["graph"]["delay_answer_ms"] == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({"delay_answer_ms": -1}, id="negative-delay"),
+        pytest.param({"delay_answer_match": 5}, id="match-not-a-string"),
+        pytest.param({"delay_answer_count": 1.5}, id="count-not-an-integer"),
+    ],
+)
+def test_bad_delayed_answer_settings_are_400(
+    sb: Sandbox, http: requests.Session, body: dict[str, object]
+) -> None:
+    assert http.post(f"{sb.base_url}/_sandbox/faults", json=body).status_code == 400
