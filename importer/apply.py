@@ -236,6 +236,7 @@ class _Run:
             action=change.action,
             object_type=change.object_type,
             object_id=change.object_id,
+            source_id=change.source_id,  # pseudonymized by the log anonymizer: which person, for support
             error=failure.error,
         )
 
