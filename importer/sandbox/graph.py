@@ -202,11 +202,18 @@ class GraphService:
         _check_options(request, params)
         projection = catalog.projection(params.get("$select"))
         resource = "User" if kind == "users" else "Device"
-        flt = odata.parse_filter(params.get("$filter"), resource=resource, allow_enabled=True)
+        flt = odata.parse_filter(
+            params.get("$filter"),
+            resource=resource,
+            allow_enabled=True,
+            properties=("userPrincipalName", "mail") if kind == "users" else (),
+        )
         top = odata.parse_top(params.get("$top"), default=self._settings.list_page_size, maximum=999)
         with self._dir.lock:
             coll = self._dir.collection(kind)
             ids = flt.ids if flt is not None else None
+            if flt is not None and flt.equals:
+                ids = tuple(dict.fromkeys((*(ids or ()), *_matching(coll, flt.equals))))
             sequence: list[str] | tuple[str, ...] = ids if ids is not None else coll.order
             enabled = flt.enabled if flt is not None else None
             match = _matcher(coll, enabled)
@@ -308,6 +315,16 @@ class GraphService:
 
     def _batch(self, request: SandboxRequest) -> _Result:
         return 200, run_batch(request, self._dispatch, self._faults), {}
+
+
+def _matching(coll: Collection, equals: tuple[tuple[str, str], ...]) -> list[str]:
+    """Ids whose property equals one of the values (case-insensitive, as Graph compares them)."""
+    wanted = [(coll.index[name], value.casefold()) for name, value in equals]
+
+    def hit(record: list[Any]) -> bool:
+        return any(isinstance(record[i], str) and record[i].casefold() == v for i, v in wanted)
+
+    return [oid for oid in coll.order if hit(coll.records[oid])]
 
 
 def _matcher(coll: Collection, enabled: bool | None) -> Callable[[str], bool]:

@@ -227,26 +227,48 @@ def dollar_params(request: SandboxRequest) -> dict[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class IdFilter:
-    """``$filter`` reduced to what the sandbox supports: ids, or accountEnabled."""
+    """``$filter`` reduced to what the sandbox supports: ids, accountEnabled, or property equality.
+
+    ``equals`` holds ``(property, value)`` clauses joined by ``or`` (``userPrincipalName eq 'x'``,
+    ``mail eq 'x'`` on users lists), compared case-insensitively as Graph does.
+    """
 
     ids: tuple[str, ...] | None = None
     enabled: bool | None = None
+    equals: tuple[tuple[str, str], ...] = ()
 
 
 _ENABLED = re.compile(r"^\s*accountEnabled\s+eq\s+(true|false)\s*$", re.IGNORECASE)
 _ID_EQ = re.compile(r"^\s*id\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
+_PROPERTY_EQ = re.compile(r"^\s*([A-Za-z]+)\s+eq\s+'((?:[^']|'')*)'\s*$", re.IGNORECASE)
 _PROPERTY = re.compile(r"^\s*\(?\s*(?:not\s+)?(?:[a-z]+\()?\s*([A-Za-z_/]+)")
 
 
-def parse_filter(raw: str | None, *, resource: str, allow_enabled: bool, max_ids: int = 0) -> IdFilter | None:
-    """Parse the supported ``$filter`` forms; anything else is 400 ``Request_UnsupportedQuery``."""
+def parse_filter(
+    raw: str | None,
+    *,
+    resource: str,
+    allow_enabled: bool,
+    max_ids: int = 0,
+    properties: tuple[str, ...] = (),
+) -> IdFilter | None:
+    """Parse the supported ``$filter`` forms; anything else is 400 ``Request_UnsupportedQuery``.
+
+    ``properties`` names the properties that may be compared with ``eq`` besides ``id``.
+    """
     if raw is None:
         return None
     if allow_enabled and (match := _ENABLED.match(raw)):
         return IdFilter(enabled=match.group(1).lower() == "true")
     ids: list[str] = []
+    equals: list[tuple[str, str]] = []
+    by_name = {p.lower(): p for p in properties}
     for clause in re.split(r"\s+or\s+", raw, flags=re.IGNORECASE):
         match = _ID_EQ.match(clause)
+        other = _PROPERTY_EQ.match(clause) if match is None else None
+        if other is not None and other.group(1).lower() in by_name:
+            equals.append((by_name[other.group(1).lower()], other.group(2).replace("''", "'")))
+            continue
         if match is None:
             prop = _PROPERTY.match(raw)
             name = prop.group(1) if prop else raw
@@ -263,6 +285,8 @@ def parse_filter(raw: str | None, *, resource: str, allow_enabled: bool, max_ids
             "Request_UnsupportedQuery",
             f"The number of ids in the filter exceeds the maximum of {max_ids}.",
         )
+    if equals:
+        return IdFilter(ids=tuple(dict.fromkeys(ids)) if ids else None, equals=tuple(equals))
     return IdFilter(ids=tuple(dict.fromkeys(ids)))
 
 
