@@ -1,4 +1,5 @@
-"""A daemon job running the real sync against the sandbox: SIGTERM in the middle of apply."""
+"""The real sync against the sandbox: SIGTERM in the middle of a daemon's apply, and a manual
+``importer sync`` that shares the daemon's lease (exit 5 naming the holder, or ``--wait``)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,17 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from importer.assets import apply_schema
+from importer.cli import main
+from importer.config import load_settings
 from importer.daemon import Daemon, Installation
+from importer.runtime import open_state
 from importer.sandbox.app import Sandbox
 from importer.sandbox.configfile import write_config
 from importer.sandbox.testing import sandbox_fixture
@@ -89,3 +95,46 @@ def test_sigterm_mid_apply_interrupts_the_run_and_commits_nothing(
     assert rt.state.lease_info().released
     assert exits.codes == []
     assert daemon._drain() == 0
+
+
+@pytest.fixture
+def manual_config(opened: tuple[Daemon, Installation]) -> Path:
+    """The daemon's configuration, as an admin runs ``importer sync`` with it."""
+    return opened[1].path
+
+
+@pytest.mark.slow
+def test_manual_sync_exits_5_naming_the_daemon_that_holds_the_lease(manual_config: Path) -> None:
+    store = open_state(load_settings(manual_config))
+    try:
+        assert store.acquire_lease("daemon-host:4242", duration_s=60) is not None
+        result = CliRunner().invoke(main, ["--config", str(manual_config), "sync"])
+    finally:
+        store.close()
+    assert result.exit_code == 5, result.output
+    assert "daemon-host:4242" in result.output
+    assert "--wait" in result.output
+
+
+@pytest.mark.slow
+def test_manual_sync_waits_for_the_lease_and_never_overlaps(manual_config: Path) -> None:
+    store = open_state(load_settings(manual_config))
+    try:
+        lease = store.acquire_lease("daemon-host:4242", duration_s=60)
+        assert lease is not None
+        released_at: list[datetime] = []
+
+        def finish_the_daemon_run() -> None:
+            time.sleep(1.5)
+            released_at.append(datetime.now(UTC))
+            store.release_lease(lease)
+
+        threading.Thread(target=finish_the_daemon_run).start()
+        result = CliRunner().invoke(main, ["--config", str(manual_config), "sync", "--wait", "20"])
+        assert result.exit_code == 0, result.output
+        runs = store.list_runs(limit=1)
+    finally:
+        store.close()
+    assert runs[0].trigger == "manual"
+    assert runs[0].outcome == "success"
+    assert runs[0].started_at >= released_at[0]  # it started only once the lease was free
