@@ -56,8 +56,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+import importer.vault as _package
 from importer.errors import ConfigError, ConfigProblem, CredentialError
-from importer.logs import register_secret
 
 __all__ = [
     "DEFAULT_SCRYPT",
@@ -1003,7 +1003,7 @@ class Vault:
         )
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         raw = _store(path, doc, dek, None)
-        register_secret(pepper)
+        _package.register_secret(pepper)
         return cls(settings=settings, environ=environ, kms=kms, doc=doc, dek=dek, kek_p=kek_p, raw=raw)
 
     @classmethod
@@ -1091,7 +1091,7 @@ class Vault:
                 self.path,
                 f"{self.path}: secret {name!r} does not decrypt under its own name; the file was altered",
             ) from None
-        register_secret(value)
+        _package.register_secret(value)
         return Secret(value)
 
     def resolve(self, refs: Iterable[str]) -> dict[str, Secret]:
@@ -1114,7 +1114,7 @@ class Vault:
         except UnicodeEncodeError:
             raise VaultUsageError(self.path, f"the value for {name} is not valid text") from None
         self._commit(replace(self._doc, secrets={**self._doc.secrets, name: record}), self._dek)
-        register_secret(value)
+        _package.register_secret(value)
 
     def delete(self, name: str) -> None:
         """Remove one secret; MissingSecretError if absent."""
