@@ -5,30 +5,53 @@ botocore alike)::
 
     merge_contextvars → level, logger, UTC timestamp → exception text → Anonymize → renderer
 
-``Anonymize`` replaces the values of personal keys (upn, mail, name, owner, ...) with keyed
-pseudonyms, redacts secret keys and every value the vault decrypted, and scrubs free text
-(messages, exceptions, URLs): e-mail addresses and UPNs, GUIDs, IP addresses, bearer tokens
-and JWTs are replaced, query strings dropped, control characters and bidi overrides escaped so
-a name cannot forge a log line. Output: a console renderer on a terminal or JSON lines on
-stderr, plus one JSON-lines file per UTC day under ``logging.dir`` (mode 0600), deleted after
-``logging.retention_days``. A full disk or read-only log directory never stops a sync: the
-file handler falls back to stderr and counts the failure.
+``Anonymize`` works per key. A secret key (token, secret, password, authorization, api_token,
+client_secret... and any ``*_token``/``*_secret``/``*_password``) becomes ``[redacted]``. A
+personal key (upn, mail, email, name, display_name, given_name, surname, user, owner,
+employee_id, ip, source_id, user_id, label...; ``displayName`` counts too) becomes ``pid:`` +
+keyed HMAC: exactly what ``importer privacy pseudonym`` prints for that value. Every other value
+is free text for ``scrub_text``: the values the vault decrypted, URL credentials, bearer/basic
+tokens and JWTs are redacted; query strings dropped; e-mail addresses and UPNs (``#EXT#``
+guests, ``%40``-encoded, non-ASCII), GUIDs, MAC and IP addresses pseudonymized; control
+characters and bidi overrides escaped, so a name can neither forge a log line nor reorder one
+on screen. Request and correlation ids are kept (they name no one; support needs them). The
+processor never raises: an event it cannot handle becomes ``log_event_unrenderable``.
+
+Output: a console renderer on a terminal or JSON lines on stderr, plus one JSON-lines file per
+UTC day under ``logging.dir`` (``importer-YYYY-MM-DD.jsonl``, mode 0600). A day's file is
+deleted once its first line could be ``logging.retention_days`` old: at start, at every day
+rollover, and by the daemon's daily sweep. A full disk or read-only log directory never stops
+a sync: the line goes to stderr and ``log_write_failures()`` counts it. Uncaught exceptions are
+printed scrubbed too (``sys.excepthook``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
 import sys
 import threading
-from collections.abc import Iterable, MutableMapping
+import traceback
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 import structlog
+
+from importer.anonymize import (
+    PERSONAL_KEYS,
+    SECRET_KEYS,
+    Anonymize,
+    register_secret,
+    registered_secrets,
+    scrub_text,
+    set_pseudonymizer,
+)
 
 if TYPE_CHECKING:
     from importer.config import LoggingConfig
@@ -39,6 +62,7 @@ __all__ = [
     "Anonymize",
     "DailyFileHandler",
     "configure_logging",
+    "iter_log_lines",
     "log_write_failures",
     "register_secret",
     "registered_secrets",
@@ -47,44 +71,8 @@ __all__ = [
     "sweep_logs",
 ]
 
-PERSONAL_KEYS = frozenset({
-    "upn", "mail", "email", "name", "display_name", "displayname", "given_name", "surname", "user",
-    "owner", "employee_id", "ip", "user_id", "source_id", "person", "user_principal_name", "label",
-    "account_id", "who",
-})  # fmt: skip
-SECRET_KEYS = frozenset({
-    "token", "secret", "password", "authorization", "api_token", "client_secret", "access_token",
-    "passphrase", "cookie", "pepper", "private_key", "assertion", "client_assertion",
-})  # fmt: skip
-_SECRET_SUFFIXES = ("_token", "_secret", "_password", "_key_material")
-
-_secrets: set[str] = set()
-_lock = threading.Lock()
-_pseudonymizer: _Pseudonymizer | None = None
 _failures = {"count": 0}
-
-
-class _Pseudonymizer(Protocol):
-    def pseudonym(self, value: str, *, kind: str = "") -> str: ...
-
-
-def register_secret(value: str) -> None:
-    """Remember a decrypted secret so that every log line has it redacted."""
-    if value and len(value) >= 4:
-        with _lock:
-            _secrets.add(value)
-
-
-def registered_secrets() -> frozenset[str]:
-    """Every secret value registered so far."""
-    with _lock:
-        return frozenset(_secrets)
-
-
-def set_pseudonymizer(pseudonymizer: _Pseudonymizer | None) -> None:
-    """Install the keyed pseudonymizer (built from the vault's pepper) used for personal values."""
-    global _pseudonymizer  # noqa: PLW0603 - one process-wide logging configuration
-    _pseudonymizer = pseudonymizer
+_failure_lock = threading.Lock()
 
 
 def log_write_failures() -> int:
@@ -92,152 +80,107 @@ def log_write_failures() -> int:
     return _failures["count"]
 
 
-def _pid(value: str, kind: str = "") -> str:
-    if _pseudonymizer is None:
-        return "pid:unkeyed"  # before the vault is open there is no pepper: drop the value
-    return _pseudonymizer.pseudonym(value, kind=kind)
+def _count_failure() -> None:
+    with _failure_lock:
+        _failures["count"] += 1
 
 
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{8,}")
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*")
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-'#]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+")
-_GUID = re.compile(
-    r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f])"
-)
-_REQUEST_ID = re.compile(r"(?i)(request[-_ ]id|correlation[-_ ]id|trace[-_ ]id)([\"':= ]+)$")
-_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
-_IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{1,4}(?![\w:])")
-_URL_QUERY = re.compile(r"(https?://[^\s?#\"']+)\?[^\s\"'#]*")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_LOCAL_HOSTS = frozenset({"127.0.0.1", "0.0.0.0"})  # noqa: S104 - a literal to keep, not a bind address
-
-
-def scrub_text(text: str) -> str:
-    """Remove secrets and personal values from free text (messages, exceptions, URLs)."""
-    for value in sorted(registered_secrets(), key=len, reverse=True):
-        if value in text:
-            text = text.replace(value, "[redacted]")
-    text = _BEARER.sub(lambda m: f"{m.group(1)} [redacted]", text)
-    text = _JWT.sub("[redacted-jwt]", text)
-    text = _URL_QUERY.sub(r"\1?[query removed]", text)
-    text = _EMAIL.sub(lambda m: _pid(m.group(0), "person"), text)
-
-    def guid(m: re.Match[str]) -> str:
-        if _REQUEST_ID.search(text[max(0, m.start() - 20) : m.start()]):
-            return m.group(0)  # request and correlation ids are what support needs; they name no one
-        return _pid(m.group(0).lower(), "id")
-
-    text = _GUID.sub(guid, text)
-    text = _IPV4.sub(lambda m: m.group(0) if m.group(0) in _LOCAL_HOSTS else _pid(m.group(0), "ip"), text)
-    text = _IPV6.sub(lambda m: _pid(m.group(0), "ip"), text)
-    return _CONTROL.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
-
-
-class Anonymize:
-    """Replace personal values with keyed pseudonyms, redact secrets, scrub free text."""
-
-    def __call__(
-        self, logger: object, method: str, event: MutableMapping[str, Any]
-    ) -> MutableMapping[str, Any]:
-        for key in list(event):
-            if key.startswith("_"):
-                continue  # structlog's own bookkeeping (_record, _from_structlog)
-            event[key] = self._value(key.lower(), event[key])
-        return event
-
-    def _value(self, key: str, value: Any) -> Any:
-        if key in SECRET_KEYS or key.endswith(_SECRET_SUFFIXES):
-            return "[redacted]"
-        if key in PERSONAL_KEYS:
-            return _personal(value)
-        return _scrub(value)
-
-
-def _personal(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_personal(v) for v in value]
-    return _pid(str(value), "person")
-
-
-def _scrub(value: Any) -> Any:
-    if isinstance(value, str):
-        return scrub_text(value)
-    if isinstance(value, dict):
-        return {str(k): Anonymize()._value(str(k).lower(), v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_scrub(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    return scrub_text(str(value))
-
+# -- files and retention ------------------------------------------------------------------------
 
 _FILE_RE = re.compile(r"^importer-(\d{4}-\d{2}-\d{2})\.jsonl$")
 
 
 class DailyFileHandler(logging.Handler):
-    """JSON lines into ``importer-YYYY-MM-DD.jsonl`` (UTC day), files created 0600.
+    """JSON lines into ``importer-YYYY-MM-DD.jsonl`` (UTC day), files 0600 in a 0700 directory.
 
-    Writing never raises: on OSError (disk full, read-only directory) the record goes to stderr
-    and ``log_write_failures()`` counts it.
+    At the first line of each day, files past ``retention_days`` are swept. Writing never
+    raises: when a line cannot be written (disk full, read-only directory, a formatting bug) it
+    goes to stderr instead and ``log_write_failures()`` counts it.
     """
 
-    def __init__(self, directory: Path, *, clock: Any = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        retention_days: int | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         super().__init__()
         self.directory = directory
+        self.retention_days = retention_days
         self._clock = clock or (lambda: datetime.now(UTC))
         self._day: str | None = None
-        self._stream: Any = None
+        self._fd: int | None = None
 
-    def _open(self, day: str) -> Any:
-        if self._stream is not None:
-            self._stream.close()
+    def _open(self, day: str) -> int:
+        self._close_fd()
+        if self.retention_days is not None:
+            sweep_logs(self.directory, self.retention_days, now=self._clock())
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = self.directory / f"importer-{day}.jsonl"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._day = day
-        self._stream = os.fdopen(fd, "a", encoding="utf-8")
-        return self._stream
+        fd = os.open(self.directory / f"importer-{day}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o600)  # an existing file keeps no wider mode
+        self._fd, self._day = fd, day
+        return fd
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd, self._day = None, None
 
     def emit(self, record: logging.LogRecord) -> None:
-        line = self.format(record)
-        day = self._clock().strftime("%Y-%m-%d")
+        """Append one line (one ``write`` call, so processes sharing a file do not interleave)."""
         try:
-            with self.lock or threading.Lock():
-                stream = self._stream if day == self._day and self._stream is not None else self._open(day)
-                stream.write(line + "\n")
-                stream.flush()
+            line = self.format(record)
+        except Exception as exc:  # never the record's own text: it may hold values in clear
+            _count_failure()
+            line = json.dumps({"event": "log_event_unrenderable", "error_type": type(exc).__name__})
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write(line + "\n")
+            return
+        data = (line + "\n").encode("utf-8", "replace")
+        try:
+            with self.lock or threading.RLock():
+                day = self._clock().strftime("%Y-%m-%d")
+                fd = self._fd if day == self._day and self._fd is not None else self._open(day)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
         except OSError:
-            _failures["count"] += 1
-            self._day = None
-            self._stream = None
-            with contextlib.suppress(OSError):
+            _count_failure()
+            self._close_fd()
+            with contextlib.suppress(OSError, ValueError):
                 sys.stderr.write(line + "\n")
 
     def close(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
+        """Close the current file."""
+        self._close_fd()
         super().close()
 
 
 def sweep_logs(directory: Path, retention_days: int, *, now: datetime | None = None) -> list[Path]:
-    """Delete log files older than ``retention_days`` (by the day in their name); return them."""
+    """Delete the day files whose first line could be ``retention_days`` old; return them.
+
+    A file is named after its UTC day, so ``importer-D.jsonl`` goes as soon as ``D 00:00 +
+    retention_days`` has passed: no line is ever kept longer than that (plus the time until the
+    next sweep). Errors are skipped: a sweep never stops a run.
+    """
     now = now or datetime.now(UTC)
-    cutoff = (now - timedelta(days=retention_days)).date()
     removed: list[Path] = []
-    if not directory.is_dir():
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
         return removed
-    for path in directory.iterdir():
+    for path in entries:
         match = _FILE_RE.match(path.name)
         if not match:
             continue
         try:
-            day = datetime.strptime(match.group(1), "%Y-%m-%d").replace(tzinfo=UTC).date()
+            day = datetime.strptime(match.group(1), "%Y-%m-%d").replace(tzinfo=UTC)
         except ValueError:
             continue
-        if day < cutoff:
+        if day + timedelta(days=retention_days) <= now:
             try:
                 path.unlink()
                 removed.append(path)
@@ -246,7 +189,40 @@ def sweep_logs(directory: Path, retention_days: int, *, now: datetime | None = N
     return removed
 
 
-_configured: list[logging.Handler] = []
+def iter_log_lines(directory: Path, containing: Iterable[str]) -> Iterator[tuple[str, int, Any]]:
+    """Lines of the day files holding any of ``containing``: (file name, line number, parsed line)."""
+    needles = [n for n in containing if n]
+    if not needles or not directory.is_dir():
+        return
+    for path in sorted(p for p in directory.iterdir() if _FILE_RE.match(p.name)):
+        try:
+            handle = path.open(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        with handle:
+            for number, line in enumerate(handle, 1):
+                if any(n in line for n in needles):
+                    try:
+                        parsed: Any = json.loads(line)
+                    except ValueError:
+                        parsed = line.rstrip("\n")
+                    yield path.name, number, parsed
+
+
+# -- configuration ------------------------------------------------------------------------------
+
+
+def _scrubbed_excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    """Print an uncaught exception's traceback scrubbed, like every log line."""
+    text = "".join(traceback.format_exception(kind, exc, tb))
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(scrub_text(text, multiline=True))
+
+
+def _scrubbed_thread_hook(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    _scrubbed_excepthook(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
 
 
 def _shared() -> list[Any]:
@@ -258,6 +234,16 @@ def _shared() -> list[Any]:
         structlog.processors.format_exc_info,
         Anonymize(),
     ]
+
+
+class _StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler whose error report never prints the record (it may hold values in clear)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        _count_failure()
+
+
+_configured: list[logging.Handler] = []
 
 
 def configure_logging(
@@ -290,7 +276,7 @@ def configure_logging(
         root.removeHandler(handler)
         handler.close()
     _configured.clear()
-    console_handler = logging.StreamHandler(stream)
+    console_handler = _StreamHandler(stream)
     console_handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=_shared(),
@@ -300,7 +286,7 @@ def configure_logging(
     _configured.append(console_handler)
     if config is not None:
         sweep_logs(config.dir, config.retention_days)
-        file_handler = DailyFileHandler(config.dir)
+        file_handler = DailyFileHandler(config.dir, retention_days=config.retention_days)
         file_handler.setFormatter(
             structlog.stdlib.ProcessorFormatter(
                 foreign_pre_chain=_shared(),
@@ -318,6 +304,12 @@ def configure_logging(
     root.setLevel(logging.DEBUG if chosen == "DEBUG" else logging.INFO)
     for name in noisy:
         logging.getLogger(name).setLevel(logging.WARNING)
+    logging.captureWarnings(True)  # warnings (urllib3's, say) go through the same chain
+    # Uncaught exceptions are printed scrubbed too, unless someone else (a test runner) hooked in.
+    if sys.excepthook in (sys.__excepthook__, _scrubbed_excepthook):
+        sys.excepthook = _scrubbed_excepthook
+    if threading.excepthook in (threading.__excepthook__, _scrubbed_thread_hook):
+        threading.excepthook = _scrubbed_thread_hook
     structlog.configure(
         processors=[*_shared(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

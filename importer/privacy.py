@@ -1,22 +1,70 @@
-"""Privacy: keyed pseudonyms for personal values (the log anonymizer and ``--redact`` use them).
+"""Privacy: keyed pseudonyms, and a person's rights (see what is held about them, be forgotten).
 
 A pseudonym is ``pid:`` + 16 base32 characters of HMAC-SHA256(pepper, kind ‖ 0x00 ‖ value),
-with the value normalised first (NFC, case-folded for emails/UPNs, lower-cased for GUIDs). The
-pepper is a random secret kept in the vault (``log_pepper``), so a pseudonym cannot be reversed
-by hashing a list of known emails; the same person always gets the same pseudonym, so support
-can follow one case through the logs (``importer privacy pseudonym EMAIL``).
+with the value normalised first (stripped, NFC, case-folded, so ``Ann@X.com`` and
+``ann@x.com`` are one person). The pepper is a random secret kept in the vault
+(``log_pepper``), so a pseudonym cannot be reversed by hashing a list of known emails; the same
+value always gets the same pseudonym, so support can follow one case through the logs. Every
+personal value in a log line (under any personal key, or found in free text) and in a
+``--redact`` plan uses the kind ``LOG_KIND``: ``importer privacy pseudonym EMAIL`` prints
+exactly what the logs hold for that address. The account cache in state uses its own kind
+(``ACCOUNT_KIND``), so its keys cannot be matched against the logs.
+
+``find_person`` looks one person up (Entra by UPN and mail, Assets by the attributes mapped
+from them, which also finds people already gone from Entra); ``collect`` gathers what the
+importer holds about them (``privacy export``); ``forget_plan`` and ``forget`` remove them
+from state and, optionally, delete their Assets objects through the usual plan and apply
+(``privacy forget``). Personal values stay out of every log line and audit record: only the
+person's pseudonym is written.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
+import re
 import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-__all__ = ["PREFIX", "Pseudonymizer"]
+if TYPE_CHECKING:
+    from importer.apply import ApplyResult
+    from importer.assets import AssetsObject, ResolvedSchema
+    from importer.config import Settings
+    from importer.plan import Plan
+    from importer.runtime import Runtime
+    from importer.state import CachedAccount, IdMapEntry
+
+__all__ = [
+    "ACCOUNT_KIND",
+    "LOG_KIND",
+    "PREFIX",
+    "PSEUDONYM_RE",
+    "ForgetResult",
+    "Holding",
+    "Holdings",
+    "Person",
+    "Pseudonymizer",
+    "account_key",
+    "collect",
+    "find_person",
+    "forget",
+    "forget_plan",
+    "open_pseudonymizer",
+    "pepper_bytes",
+    "resolve",
+]
 
 PREFIX = "pid:"
+LOG_KIND = "person"  # logs, --redact plans, `privacy pseudonym`: one kind, so they all agree
+ACCOUNT_KIND = "acct"  # keys of the accountId cache in state
+PSEUDONYM_RE = re.compile(r"pid:[a-z2-7]{16}")
+_AUDIT_SCAN = 10_000  # newest audit records searched by export
 
 
 class Pseudonymizer:
@@ -30,12 +78,410 @@ class Pseudonymizer:
     def __repr__(self) -> str:
         return "Pseudonymizer(***)"
 
-    def pseudonym(self, value: str, *, kind: str = "") -> str:
+    def pseudonym(self, value: str, *, kind: str = LOG_KIND) -> str:
         """The pseudonym of ``value`` (``kind`` separates domains, e.g. ``acct`` for cache keys)."""
         text = unicodedata.normalize("NFC", value.strip()).casefold()
         mac = hmac.new(self._pepper, kind.encode() + b"\x00" + text.encode("utf-8"), hashlib.sha256)
         return PREFIX + base64.b32encode(mac.digest()[:10]).decode("ascii").lower()
 
     def __call__(self, value: str) -> str:
-        """Shorthand for ``pseudonym(value)``."""
-        return self.pseudonym(value)
+        """The pseudonym the logs use for ``value`` (``--redact`` plans show the same)."""
+        return self.pseudonym(value, kind=LOG_KIND)
+
+
+def pepper_bytes(text: str) -> bytes:
+    """The pepper from its vault text: base64 (as ``secrets set`` documents), else the text's bytes."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return text.encode("utf-8")
+
+
+def account_key(pseudonyms: Pseudonymizer, email: str) -> str:
+    """The key of an email's cached accountId in state (what the sync writes)."""
+    return pseudonyms.pseudonym(email, kind=ACCOUNT_KIND)
+
+
+def open_pseudonymizer(settings: Settings) -> Pseudonymizer:
+    """The pseudonymizer from the vault's pepper alone (no state store, no network)."""
+    from importer.errors import CredentialError
+    from importer.logs import set_pseudonymizer
+    from importer.runtime import PEPPER, open_vault
+
+    vault = open_vault(settings)
+    if PEPPER not in {info.name for info in vault.names()}:
+        raise CredentialError(f"the vault {settings.vault.path} holds no {PEPPER}")
+    pseudonyms = Pseudonymizer(pepper_bytes(vault.get(PEPPER).reveal()))
+    set_pseudonymizer(pseudonyms)
+    return pseudonyms
+
+
+# -- who is it ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Person:
+    """One person as found: the address asked about, their Graph ids, UPNs and mails."""
+
+    query: str
+    graph_ids: tuple[str, ...]  # in Entra now, or keys of their Assets objects
+    in_entra: tuple[str, ...]  # the Graph ids Entra still has
+    addresses: tuple[str, ...]  # the query, plus UPNs and mails Entra or Assets hold for them
+
+    def log_pseudonyms(self, pseudonyms: Pseudonymizer) -> list[str]:
+        """Every pseudonym the logs may hold for them: addresses and Graph ids (query first)."""
+        values = (self.query, *self.addresses, *self.graph_ids)
+        return list(dict.fromkeys(pseudonyms(v) for v in values))
+
+
+def _user_entries(settings: Settings) -> list[Any]:
+    return [e for e in settings.mapping.object_types if e.source == "users"]
+
+
+def _address_attributes(entry: Any) -> list[str]:
+    """Attributes of a users entry that hold a UPN or mail as text (not the Jira user attribute)."""
+    return [
+        name
+        for name, spec in entry.attributes.items()
+        if spec.from_ in ("userPrincipalName", "mail") and not spec.user and not spec.template
+    ]
+
+
+def _entra_users(rt: Runtime, who: str) -> list[dict[str, Any]]:
+    """Users whose UPN or mail is ``who`` (``$filter`` by each; Graph compares case-insensitively)."""
+    graph = rt.graph()
+    literal = who.strip().replace("'", "''")
+    found: dict[str, dict[str, Any]] = {}
+    for prop in ("userPrincipalName", "mail"):
+        query = quote(f"{prop} eq '{literal}'", safe="")
+        url = f"{graph.graph_url}/v1.0/users?$filter={query}&$select=id,userPrincipalName,mail"
+        body = graph.send("GET", url, route="/v1.0/users")
+        for user in body.get("value", []) if isinstance(body, dict) else []:
+            if isinstance(user, dict) and isinstance(user.get("id"), str):
+                found.setdefault(user["id"].lower(), user)
+    return list(found.values())
+
+
+def resolve(rt: Runtime) -> ResolvedSchema:
+    """The managed types of the configured schema (as a sync resolves them)."""
+    from importer.assets import resolve_schema
+    from importer.sync import requirements
+
+    return resolve_schema(rt.assets(), rt.settings.assets.schema_key, requirements(rt.settings))
+
+
+def find_person(rt: Runtime, who: str, schema: ResolvedSchema) -> Person:
+    """Look ``who`` (an email or UPN) up in Entra and in the managed Assets user objects."""
+    from importer.assets.aql import aql_in
+
+    users = _entra_users(rt, who)
+    in_entra = [u["id"].lower() for u in users]
+    addresses = [who.strip()]
+    for user in users:
+        addresses += [v for v in (user.get("userPrincipalName"), user.get("mail")) if isinstance(v, str)]
+    ids = list(in_entra)
+    objects = rt.objects()
+    for entry in _user_entries(rt.settings):
+        rtype = schema.type(entry.object_type)
+        for attr in _address_attributes(entry):
+            for obj in objects.iter_objects(
+                rtype, ql=aql_in(rtype.id, attr, {who.strip(), who.strip().lower()})
+            ):
+                if obj.key:
+                    ids.append(obj.key.lower())
+                    addresses += [str(obj.values[a]) for a in _address_attributes(entry) if obj.values.get(a)]
+    return Person(
+        query=who.strip(),
+        graph_ids=tuple(dict.fromkeys(ids)),
+        in_entra=tuple(in_entra),
+        addresses=tuple(dict.fromkeys(a for a in addresses if a)),
+    )
+
+
+# -- what is held -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Holding:
+    """One managed record about the person: their user object, or a device they own."""
+
+    type: str  # mapping entry name
+    object_type: str
+    source_id: str  # Graph id
+    role: str  # "person" | "owned_device"
+    entry: IdMapEntry | None = None  # the id map entry in state
+    object: AssetsObject | None = None  # the Assets object
+
+    def state_json(self) -> dict[str, Any]:
+        """The id map entry, for ``privacy export``."""
+        assert self.entry is not None
+        return {
+            "type": self.type,
+            "role": self.role,
+            "entra_id": self.source_id,
+            "object_id": self.entry.object_id,
+            "content_hash": self.entry.content_hash,
+        }
+
+    def assets_json(self) -> dict[str, Any]:
+        """The Assets object with every attribute the importer manages, for ``privacy export``."""
+        obj = self.object
+        assert obj is not None
+        return {
+            "object_type": self.object_type,
+            "role": self.role,
+            "entra_id": self.source_id,
+            "object_id": obj.id,
+            "object_key": obj.object_key,
+            "label": obj.label,
+            "attributes": {k: list(v) if isinstance(v, tuple) else v for k, v in obj.values.items()},
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Holdings:
+    """Everything the importer holds about one person."""
+
+    person: Person
+    pseudonym: str  # of the query: what `privacy pseudonym` prints, the audit subject
+    log_pseudonyms: tuple[str, ...]
+    account_keys: tuple[str, ...]
+    records: tuple[Holding, ...] = ()
+    accounts: tuple[CachedAccount, ...] = ()
+    audit: tuple[Any, ...] = ()
+    log_lines: tuple[tuple[str, int, Any], ...] = ()
+
+    def describe(self) -> list[str]:
+        """What is held, in a few lines without personal values (for ``privacy forget``)."""
+        entries = sum(1 for h in self.records if h.entry is not None)
+        objects = [h for h in self.records if h.object is not None]
+        devices = sum(1 for h in objects if h.role == "owned_device")
+        where = "still in Entra" if self.person.in_entra else "not in Entra"
+        return [
+            f"person {self.pseudonym} ({where}; {len(self.person.graph_ids)} Entra ids known)",
+            f"  state: {entries} id map entries, {len(self.accounts)} cached account lookups",
+            f"  Assets: {len(objects) - devices} user objects, {devices} devices they own",
+            f"  logs: {len(self.log_lines)} lines under their pseudonyms (deleted with the log files)",
+        ]
+
+    def as_json(self, settings: Settings) -> dict[str, Any]:
+        """The ``privacy export`` document."""
+        return {
+            "format_version": 1,
+            "instance": settings.instance,
+            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "subject": {
+                "query": self.person.query,
+                "pseudonym": self.pseudonym,
+                "log_pseudonyms": list(self.log_pseudonyms),
+                "in_entra": list(self.person.in_entra),
+                "entra_ids": list(self.person.graph_ids),
+            },
+            "state": {
+                "id_map": [h.state_json() for h in self.records if h.entry is not None],
+                "account_cache": [
+                    {"key": a.key, "account_id": a.account_id, "cached_at": a.cached_at.isoformat()}
+                    for a in self.accounts
+                ],
+                "audit": [
+                    {
+                        "at": r.at.isoformat(),
+                        "action": r.action,
+                        "subject": r.subject,
+                        "detail": dict(r.detail),
+                    }
+                    for r in self.audit
+                ],
+            },
+            "assets": [h.assets_json() for h in self.records if h.object is not None],
+            "logs": {
+                "directory": str(settings.logging.dir),
+                "retention_days": settings.logging.retention_days,
+                "lines": [{"file": f, "line": n, "entry": e} for f, n, e in self.log_lines],
+            },
+        }
+
+
+def collect(rt: Runtime, person: Person, schema: ResolvedSchema, *, logs: bool = True) -> Holdings:
+    """Gather state entries, cached accounts, audit records, Assets objects and log lines."""
+    from importer.assets.aql import aql_in
+    from importer.logs import iter_log_lines
+
+    settings, state, objects = rt.settings, rt.state, rt.objects()
+    records: list[Holding] = []
+    owners: dict[str, list[AssetsObject]] = {}  # users entry name -> their objects
+    for entry in _user_entries(settings):
+        rtype = schema.type(entry.object_type)
+        mapped = state.get_id_entries(entry.name, person.graph_ids) if person.graph_ids else {}
+        found = objects.find_by_keys(rtype, person.graph_ids) if person.graph_ids else {}
+        for sid in sorted(set(mapped) | set(found)):
+            obj = found.get(sid)
+            records.append(
+                Holding(
+                    type=entry.name,
+                    object_type=entry.object_type,
+                    source_id=sid,
+                    role="person",
+                    entry=mapped.get(sid),
+                    object=obj,
+                )
+            )
+            if obj is not None:
+                owners.setdefault(entry.name, []).append(obj)
+    for entry in settings.mapping.object_types:
+        for attr, spec in entry.attributes.items():
+            users = owners.get(spec.reference or "")
+            if not users:
+                continue
+            rtype = schema.type(entry.object_type)
+            ids = {u.id for u in users}
+            refs = [u.object_key or u.id for u in users]  # AQL matches a reference by object key
+            devices = {
+                o.key: o
+                for o in objects.iter_objects(rtype, ql=aql_in(rtype.id, attr, refs))
+                if o.key and _points_at(o.values.get(attr), ids)
+            }
+            mapped = state.get_id_entries(entry.name, devices) if devices else {}
+            records += [
+                Holding(
+                    type=entry.name,
+                    object_type=entry.object_type,
+                    source_id=sid,
+                    role="owned_device",
+                    entry=mapped.get(sid),
+                    object=obj,
+                )
+                for sid, obj in sorted(devices.items())
+            ]
+    pseudonyms = rt.pseudonyms
+    log_pids = person.log_pseudonyms(pseudonyms)
+    keys = list(dict.fromkeys(account_key(pseudonyms, a) for a in (person.query, *person.addresses)))
+    accounts = state.get_accounts(keys)
+    audit = [r for r in state.list_audit(_AUDIT_SCAN) if r.subject in log_pids]
+    lines = list(iter_log_lines(settings.logging.dir, log_pids)) if logs else []
+    return Holdings(
+        person=person,
+        pseudonym=log_pids[0],
+        log_pseudonyms=tuple(log_pids),
+        account_keys=tuple(keys),
+        records=tuple(records),
+        accounts=tuple(accounts.values()),
+        audit=tuple(audit),
+        log_lines=tuple(lines),
+    )
+
+
+def _points_at(value: object, ids: set[str]) -> bool:
+    values = value if isinstance(value, tuple) else (value,)
+    return any(str(v) in ids for v in values if v is not None)
+
+
+# -- forget -------------------------------------------------------------------------------------
+
+
+def forget_plan(holdings: Holdings, settings: Settings) -> Plan:
+    """A plan deleting their Assets objects (user objects and owned devices), built like any other."""
+    from importer.plan import Current, TypeInput, build_plan
+
+    by_type: dict[str, list[Holding]] = {}
+    for h in holdings.records:
+        if h.object is not None:
+            by_type.setdefault(h.type, []).append(h)
+    inputs = [
+        TypeInput(
+            name=name,
+            object_type=items[0].object_type,
+            desired={},
+            current={
+                h.source_id: Current(object_id=h.object.id, label=h.object.label) for h in items if h.object
+            },
+            removed=dict.fromkeys((h.source_id for h in items), "forgotten on request (privacy forget)"),
+            missing="delete",
+        )
+        for name, items in by_type.items()
+    ]
+    deps = {
+        e.name: [s.reference for s in e.attributes.values() if s.reference]
+        for e in settings.mapping.object_types
+    }
+    return build_plan(inputs, mode="incremental", dependencies=deps)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForgetResult:
+    """What ``forget`` removed."""
+
+    id_map_entries: int
+    cached_accounts: int
+    applied: ApplyResult | None = None
+    failures: tuple[str, ...] = field(default_factory=tuple)
+
+
+class _Deleter:
+    """apply's writer for a forget plan: deletes only."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.objects = rt.objects()
+
+    def create(self, type_name: str, values: Mapping[str, object]) -> str:
+        raise ValueError("a forget plan only deletes")
+
+    def update(self, type_name: str, object_id: str, values: Mapping[str, object]) -> None:
+        raise ValueError("a forget plan only deletes")
+
+    def delete(self, type_name: str, object_id: str) -> None:
+        self.objects.delete_object(object_id)
+
+
+def forget(rt: Runtime, holdings: Holdings, plan: Plan | None) -> ForgetResult:
+    """Apply ``plan`` (if given), then drop their id map entries and cached accounts; audit it."""
+    import structlog
+
+    from importer.apply import apply_plan
+    from importer.state import AuditRecord
+
+    applied = None
+    failed: set[tuple[str, str]] = set()
+    if plan is not None and plan.changes:
+        applied = apply_plan(plan, _Deleter(rt), max_concurrency=rt.settings.http.max_concurrency)
+        failed = applied.failed_ids
+        if applied.aborted:
+            failed |= {(c.type, c.source_id) for c in plan.changes} - applied.succeeded
+    drop: dict[str, set[str]] = {}
+    for h in holdings.records:
+        if h.entry is None or (h.type, h.source_id) in failed:
+            continue  # an object that could not be deleted still exists: its entry stays true
+        # Their own entries always go; a device's only with its object (else the device still exists).
+        if h.role == "person" or (plan is not None and h.object is not None):
+            drop.setdefault(h.type, set()).add(h.source_id)
+    removed = sum(rt.state.delete_id_entries(t, ids) for t, ids in drop.items())
+    accounts = len(holdings.accounts)
+    rt.state.delete_accounts(holdings.account_keys)
+    deleted_objects = sum(applied.counts.values()) if applied else 0
+    rt.state.add_audit(
+        AuditRecord(
+            at=datetime.now(UTC),
+            action="privacy_forget",
+            subject=holdings.pseudonym,
+            detail={
+                "id_map_entries": str(removed),
+                "cached_accounts": str(accounts),
+                "objects_deleted": str(deleted_objects),
+                "objects_failed": str(len(failed)),
+            },
+        )
+    )
+    structlog.get_logger("importer.privacy").info(
+        "person_forgotten",
+        person=holdings.pseudonym,
+        id_map_entries=removed,
+        cached_accounts=accounts,
+        objects_deleted=deleted_objects,
+        objects_failed=len(failed),
+    )
+    problems = (
+        tuple(f"{f.action} {f.type} {f.object_id}: {f.error}" for f in applied.failures) if applied else ()
+    )
+    if applied is not None and applied.aborted:
+        problems += (applied.aborted,)
+    return ForgetResult(id_map_entries=removed, cached_accounts=accounts, applied=applied, failures=problems)
