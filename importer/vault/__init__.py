@@ -29,6 +29,10 @@ Errors, all ``CredentialError`` (exit code 4); messages never hold a value or th
     └── KmsError               AWS KMS refused or failed (codes mapped in ``_kms_error``)
         ├── KmsAccessDeniedError, KmsContextError, KmsKeyMismatchError, KmsUnavailableError
         └── KmsKeyUnavailableError ── KmsKeyDisabledError, KmsKeyPendingDeletionError, KmsKeyNotFoundError
+
+Layout: ``_settings`` (names, key sources, scrypt cost, the passphrase lookup), ``_format`` (the
+document: parse, render), ``_keys`` (sealing, KEKs, MAC), ``_kms`` (AWS KMS), ``_file`` (reading
+and atomic writes), ``_vault`` (the ``Vault``), ``_secret`` (``Secret``), ``_errors``.
 """
 
 from __future__ import annotations
@@ -39,22 +43,8 @@ from __future__ import annotations
 import os as os
 
 from importer.logs import register_secret as register_secret
-from importer.vault._vault import (
-    DEFAULT_SCRYPT,
-    ENTRA_CERT_PASSWORD,
-    ENTRA_CLIENT_ID,
-    ENTRA_CLIENT_SECRET,
-    ENTRA_TENANT_ID,
-    ENV_PASSPHRASE,
-    ENV_PASSPHRASE_FILE,
-    FORMAT_VERSION,
-    JIRA_API_TOKEN,
-    JIRA_EMAIL,
-    LOG_PEPPER,
-    SOURCES,
-    WELL_KNOWN,
+from importer.vault._errors import (
     KmsAccessDeniedError,
-    KmsClient,
     KmsContextError,
     KmsError,
     KmsKeyDisabledError,
@@ -66,30 +56,45 @@ from importer.vault._vault import (
     MissingSecretError,
     PassphraseMissingError,
     RequireMismatchError,
-    ScryptParams,
-    Secret,
-    SecretInfo,
-    Vault,
     VaultChangedError,
     VaultCorruptError,
     VaultError,
     VaultExistsError,
     VaultNotFoundError,
     VaultPermissionError,
-    VaultSettings,
     VaultTamperedError,
     VaultTruncatedError,
     VaultUsageError,
     VaultVersionError,
     VaultWriteError,
     WrongKeyError,
+)
+from importer.vault._format import FORMAT_VERSION
+from importer.vault._format import _Box as _Box
+from importer.vault._format import _PassKek as _PassKek
+from importer.vault._keys import _aad as _aad
+from importer.vault._keys import _scrypt as _scrypt
+from importer.vault._keys import _unseal as _unseal
+from importer.vault._kms import KmsClient
+from importer.vault._secret import Secret, SecretInfo
+from importer.vault._settings import (
+    DEFAULT_SCRYPT,
+    ENTRA_CERT_PASSWORD,
+    ENTRA_CLIENT_ID,
+    ENTRA_CLIENT_SECRET,
+    ENTRA_TENANT_ID,
+    ENV_PASSPHRASE,
+    ENV_PASSPHRASE_FILE,
+    JIRA_API_TOKEN,
+    JIRA_EMAIL,
+    LOG_PEPPER,
+    SOURCES,
+    WELL_KNOWN,
+    ScryptParams,
+    VaultSettings,
     has_passphrase_source,
 )
-from importer.vault._vault import _aad as _aad
-from importer.vault._vault import _Box as _Box
-from importer.vault._vault import _PassKek as _PassKek
-from importer.vault._vault import _scrypt as _scrypt
-from importer.vault._vault import _unseal as _unseal
+from importer.vault._vault import Vault
 
 __all__ = [
     "DEFAULT_SCRYPT",
