@@ -6,8 +6,8 @@ Each request goes through a few short layers, one concern each::
         └── _attempt ── rate limiter, auth headers, timeouts, CA bundle, one send, stats
               └── _check ── status / body → value or a typed ``ApiError``
 
-Retry policy: 429, 502, 503, 504, connection errors, read timeouts and truncated JSON bodies are
-retried for idempotent requests, honouring ``Retry-After`` (integer seconds, decimal seconds
+Retry policy: 429, 500, 502, 503, 504, connection errors, read timeouts and truncated JSON bodies
+are retried for idempotent requests, honouring ``Retry-After`` (integer seconds, decimal seconds
 ``2.128``, comma decimals ``0,120`` and HTTP-dates), else capped exponential backoff with full
 jitter. A POST is idempotent only when the caller says so; otherwise only a 429 or a connection
 that was never made (nothing reached the server) is retried. Every retry costs tokens from a
@@ -60,7 +60,9 @@ __all__ = [
 ]
 
 USER_AGENT = f"importer/{__version__} (Entra ID to Jira Assets sync; python-requests/{requests.__version__})"
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# 500 too: Graph and Atlassian gateways answer a passing 500 now and then, and a GET (or a PUT,
+# or an idempotent POST such as AQL) is safe to repeat; a plain POST still is not (should_retry).
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 _log = structlog.get_logger("importer.http")

@@ -170,6 +170,19 @@ def test_post_is_not_retried_unless_marked_idempotent() -> None:
 
 
 @responses.activate
+def test_a_passing_500_is_retried_for_idempotent_requests_only() -> None:
+    responses.get(URL, status=500, body="<html>Internal Server Error</html>")
+    responses.get(URL, status=200, json={"value": []})
+    assert make_http().get_json(URL) == {"value": []}
+    responses.reset()
+    responses.post(URL, status=500)
+    responses.post(URL, status=201, json={"id": "1"})
+    with pytest.raises(ApiServerError):
+        make_http().post_json(URL, {})  # a create may have landed: only the caller may decide
+    assert len(responses.calls) == 1
+
+
+@responses.activate
 def test_post_is_retried_after_429_because_the_server_did_not_act_on_it() -> None:
     responses.post(URL, status=429, headers={"Retry-After": "0"})
     responses.post(URL, status=201, json={"id": "7"})
