@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
 from typing import Any, Protocol
 
 import click
 
-from importer.errors import ImporterError, NotLandedError
+from importer.errors import ImporterError
 from importer.vault import (
     ENV_PASSPHRASE,
     ENV_PASSPHRASE_FILE,
     SOURCES,
     WELL_KNOWN,
     PassphraseMissingError,
-    Secret,
     Vault,
     VaultSettings,
     VaultUsageError,
@@ -69,15 +67,19 @@ class VaultSettingsSource(Protocol):
         ...
 
 
-def online_checks(settings: VaultSettings, secrets: Mapping[str, Secret]) -> list[tuple[str, bool, str]]:
-    """Check that the stored credentials work against Entra and Jira: (what, ok, detail) per check.
+def online_checks(ctx: click.Context) -> list[tuple[str, bool, str]]:
+    """Check that the stored credentials work against Entra and Jira: (what, ok, detail) per check."""
+    from importer.doctor import run_checks
 
-    A hook for the Graph and Assets clients: until they exist, this raises NotLandedError.
-    """
-    raise NotLandedError(
-        "online checks (an Entra token request, a Jira Assets call) are not available yet in this "
-        "build; only the offline verification was done"
-    )
+    source = ctx.obj
+    load = getattr(source, "settings", None)
+    if not callable(load):
+        raise VaultUsageError("vault", "online checks need the full configuration (--config)")
+    return [
+        (f.name, f.ok, f.detail if f.ok or not f.fix else f"{f.detail} (fix: {f.fix})")
+        for f in run_checks(load(), only_credentials=True)
+        if f.name != "config"
+    ]
 
 
 class _SecretsGroup(click.Group):
@@ -192,7 +194,7 @@ def verify_cmd(ctx: click.Context, online: bool) -> None:
     if not online:
         return
     failed = 0
-    for what, ok, detail in online_checks(settings, vault.resolve(names)):
+    for what, ok, detail in online_checks(ctx):
         failed += not ok
         click.echo(f"{'ok' if ok else 'FAILED'}: {what}: {detail}")
     if failed:

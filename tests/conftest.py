@@ -6,6 +6,11 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests check behaviour, not speed: on a busy 2-core machine a slow example is not a bug.
+settings.register_profile("importer", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("importer")
 
 
 def free_port() -> int:

@@ -158,11 +158,11 @@ def test_verify_decrypts_everything(initialised: VaultSettings) -> None:
     assert "all 2 secrets decrypt (jira_api_token, log_pepper)" in result.output
 
 
-def test_verify_online_says_plainly_it_is_not_available_yet(initialised: VaultSettings) -> None:
+def test_verify_online_needs_the_whole_configuration(initialised: VaultSettings) -> None:
     result = run(initialised, "verify", "--online")
-    assert result.exit_code == 1
+    assert result.exit_code == 4
     assert "ok:" in result.stdout
-    assert "not available yet" in result.stderr
+    assert "online checks need the full configuration" in result.stderr
 
 
 def test_wrong_encryption_string_exits_4_with_the_message(
