@@ -526,8 +526,7 @@ def privacy_export(app: AppContext, who: str, out: Path | None) -> None:
 @click.option(
     "--delete-objects",
     is_flag=True,
-    help="Also delete their Assets objects (their user object and the devices they own), "
-    "through a plan shown first.",
+    help="Also delete their Assets user object and clear the owner of their devices (a plan, shown first).",
 )
 @click.option("--dry-run", is_flag=True, help="Show what would be removed and change nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking for confirmation.")
@@ -546,9 +545,10 @@ def privacy_forget(
 
     \b
     Removes their id map entries and cached Atlassian account lookups from state, and writes an
-    audit record holding only their pseudonym. With --delete-objects their Assets objects are
-    deleted through a plan that is shown first and applied only after confirmation (or --yes);
-    --dry-run only shows it. It holds the installation's lease, so no sync runs meanwhile.
+    audit record holding only their pseudonym. With --delete-objects their Assets user object is
+    deleted and the devices they own are kept but no longer point at them (Owner cleared): a plan
+    that is shown first and applied only after confirmation (or --yes); --dry-run only shows it.
+    It holds the installation's lease, so no sync runs meanwhile.
 
     \b
     Log lines are not rewritten: they hold only pseudonyms and go with the log files after
@@ -560,6 +560,7 @@ def privacy_forget(
     recreates their state and, if deleted, their objects. Remove them from Entra or exclude
     them with a mapping filter first.
     """
+    from importer.errors import FatalError
     from importer.privacy import collect, find_person, forget, forget_plan, resolve
     from importer.runtime import holder_name
     from importer.sync import LeaseKeeper
@@ -584,13 +585,23 @@ def privacy_forget(
         if not yes:
             click.confirm("Forget this person?", abort=True)
         with LeaseKeeper(rt, holder_name(), wait_s=wait):
-            result = forget(rt, holdings, plan)
+            # Read again under the lease: a sync may have run while the plan was on screen.
+            holdings = collect(rt, find_person(rt, who, schema), schema)
+            fresh = forget_plan(holdings, rt.settings) if delete_objects else None
+            if fresh is not None and plan is not None and fresh.plan_hash != plan.plan_hash:
+                raise FatalError(
+                    "their Assets objects changed after the plan was shown; run the command again"
+                )
+            result = forget(rt, holdings, fresh, schema)
     finally:
         rt.close()
-    deleted = sum(result.applied.counts.values()) if result.applied else 0
+    counts = result.applied.counts if result.applied else {}
+    deleted = sum(n for (_, action), n in counts.items() if action == "delete")
+    unlinked = sum(n for (_, action), n in counts.items() if action == "update")
     click.echo(
         f"forgot {holdings.pseudonym}: {result.id_map_entries} id map entries and "
-        f"{result.cached_accounts} cached account lookups removed, {deleted} Assets objects deleted"
+        f"{result.cached_accounts} cached account lookups removed, {deleted} Assets objects deleted, "
+        f"{unlinked} devices unlinked"
     )
     for problem in result.failures:
         click.echo(f"  failed: {problem}", err=True)

@@ -210,7 +210,9 @@ class Holding:
     source_id: str  # Graph id
     role: str  # "person" | "owned_device"
     entry: IdMapEntry | None = None  # the id map entry in state
-    object: AssetsObject | None = None  # the Assets object
+    asset: AssetsObject | None = None  # the Assets object
+    attribute: str | None = None  # owned devices: the reference attribute that points at them
+    unlinked: Any = None  # owned devices: that attribute's value without them
 
     def state_json(self) -> dict[str, Any]:
         """The id map entry, for ``privacy export``."""
@@ -225,7 +227,7 @@ class Holding:
 
     def assets_json(self) -> dict[str, Any]:
         """The Assets object with every attribute the importer manages, for ``privacy export``."""
-        obj = self.object
+        obj = self.asset
         assert obj is not None
         return {
             "object_type": self.object_type,
@@ -254,7 +256,7 @@ class Holdings:
     def describe(self) -> list[str]:
         """What is held, in a few lines without personal values (for ``privacy forget``)."""
         entries = sum(1 for h in self.records if h.entry is not None)
-        objects = [h for h in self.records if h.object is not None]
+        objects = [h for h in self.records if h.asset is not None]
         devices = sum(1 for h in objects if h.role == "owned_device")
         where = "still in Entra" if self.person.in_entra else "not in Entra"
         return [
@@ -293,7 +295,7 @@ class Holdings:
                     for r in self.audit
                 ],
             },
-            "assets": [h.assets_json() for h in self.records if h.object is not None],
+            "assets": [h.assets_json() for h in self.records if h.asset is not None],
             "logs": {
                 "directory": str(settings.logging.dir),
                 "retention_days": settings.logging.retention_days,
@@ -323,7 +325,7 @@ def collect(rt: Runtime, person: Person, schema: ResolvedSchema, *, logs: bool =
                     source_id=sid,
                     role="person",
                     entry=mapped.get(sid),
-                    object=obj,
+                    asset=obj,
                 )
             )
             if obj is not None:
@@ -339,7 +341,7 @@ def collect(rt: Runtime, person: Person, schema: ResolvedSchema, *, logs: bool =
             devices = {
                 o.key: o
                 for o in objects.iter_objects(rtype, ql=aql_in(rtype.id, attr, refs))
-                if o.key and _points_at(o.values.get(attr), ids)
+                if o.key and _without(o.values.get(attr), ids) != o.values.get(attr)
             }
             mapped = state.get_id_entries(entry.name, devices) if devices else {}
             records += [
@@ -349,7 +351,9 @@ def collect(rt: Runtime, person: Person, schema: ResolvedSchema, *, logs: bool =
                     source_id=sid,
                     role="owned_device",
                     entry=mapped.get(sid),
-                    object=obj,
+                    asset=obj,
+                    attribute=attr,
+                    unlinked=_without(obj.values.get(attr), ids),
                 )
                 for sid, obj in sorted(devices.items())
             ]
@@ -371,37 +375,53 @@ def collect(rt: Runtime, person: Person, schema: ResolvedSchema, *, logs: bool =
     )
 
 
-def _points_at(value: object, ids: set[str]) -> bool:
-    values = value if isinstance(value, tuple) else (value,)
-    return any(str(v) in ids for v in values if v is not None)
+def _without(value: object, ids: set[str]) -> object:
+    """A reference value with the given object ids taken out (None when nothing is left)."""
+    if isinstance(value, tuple):
+        kept = tuple(v for v in value if str(v) not in ids)
+        return kept if len(kept) > 1 else (kept[0] if kept else None)
+    return None if value is not None and str(value) in ids else value
 
 
 # -- forget -------------------------------------------------------------------------------------
 
 
 def forget_plan(holdings: Holdings, settings: Settings) -> Plan:
-    """A plan deleting their Assets objects (user objects and owned devices), built like any other."""
+    """The plan for ``forget --delete-objects``, built and ordered like a sync's.
+
+    Their user objects are deleted; the devices they own stay (they belong to the organisation)
+    but their owner reference is cleared first, so nothing in Assets points at them any more.
+    """
     from importer.plan import Current, TypeInput, build_plan
 
-    by_type: dict[str, list[Holding]] = {}
-    for h in holdings.records:
-        if h.object is not None:
-            by_type.setdefault(h.type, []).append(h)
-    inputs = [
-        TypeInput(
-            name=name,
-            object_type=items[0].object_type,
-            desired={},
-            current={
-                h.source_id: Current(object_id=h.object.id, label=h.object.label) for h in items if h.object
-            },
-            removed=dict.fromkeys((h.source_id for h in items), "forgotten on request (privacy forget)"),
-            missing="delete",
+    inputs: list[TypeInput] = []
+    for name in dict.fromkeys(h.type for h in holdings.records):
+        items = [h for h in holdings.records if h.type == name and h.asset is not None]
+        people = [h for h in items if h.role == "person"]
+        devices = [h for h in items if h.role == "owned_device" and h.attribute]
+        if not items:
+            continue
+        inputs.append(
+            TypeInput(
+                name=name,
+                object_type=items[0].object_type,
+                desired={h.source_id: {h.attribute: h.unlinked} for h in devices if h.attribute},
+                current={
+                    h.source_id: Current(
+                        object_id=h.asset.id,
+                        label=h.asset.label,
+                        values={h.attribute: h.asset.values.get(h.attribute)} if h.attribute else {},
+                    )
+                    for h in items
+                    if h.asset is not None
+                },
+                removed=dict.fromkeys((h.source_id for h in people), "forgotten on request"),
+                missing="delete",
+                clear_on_null=frozenset(h.attribute for h in devices if h.attribute),
+            )
         )
-        for name, items in by_type.items()
-    ]
     deps = {
-        e.name: [s.reference for s in e.attributes.values() if s.reference]
+        e.name: [a.reference for a in e.attributes.values() if a.reference]
         for e in settings.mapping.object_types
     }
     return build_plan(inputs, mode="incremental", dependencies=deps)
@@ -417,24 +437,30 @@ class ForgetResult:
     failures: tuple[str, ...] = field(default_factory=tuple)
 
 
-class _Deleter:
-    """apply's writer for a forget plan: deletes only."""
+class _Writer:
+    """apply's writer for a forget plan: updates (owner references) and deletes, nothing created."""
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, schema: ResolvedSchema, holdings: Holdings) -> None:
         self.objects = rt.objects()
+        self.types = {h.type: schema.type(h.object_type) for h in holdings.records}
 
     def create(self, type_name: str, values: Mapping[str, object]) -> str:
-        raise ValueError("a forget plan only deletes")
+        raise ValueError("a forget plan creates nothing")
 
     def update(self, type_name: str, object_id: str, values: Mapping[str, object]) -> None:
-        raise ValueError("a forget plan only deletes")
+        self.objects.update_object(object_id, self.types[type_name], values)  # type: ignore[arg-type]
 
     def delete(self, type_name: str, object_id: str) -> None:
         self.objects.delete_object(object_id)
 
 
-def forget(rt: Runtime, holdings: Holdings, plan: Plan | None) -> ForgetResult:
-    """Apply ``plan`` (if given), then drop their id map entries and cached accounts; audit it."""
+def forget(rt: Runtime, holdings: Holdings, plan: Plan | None, schema: ResolvedSchema) -> ForgetResult:
+    """Apply ``plan`` (if given), then drop their id map entries and cached accounts; audit it.
+
+    Their own id map entries always go; a device's goes with the change to its object (its
+    entry's content hash names them as owner, and no longer matches Assets). An object whose
+    change failed keeps its entry, which still describes it truly.
+    """
     import structlog
 
     from importer.apply import apply_plan
@@ -443,21 +469,24 @@ def forget(rt: Runtime, holdings: Holdings, plan: Plan | None) -> ForgetResult:
     applied = None
     failed: set[tuple[str, str]] = set()
     if plan is not None and plan.changes:
-        applied = apply_plan(plan, _Deleter(rt), max_concurrency=rt.settings.http.max_concurrency)
+        applied = apply_plan(
+            plan, _Writer(rt, schema, holdings), max_concurrency=rt.settings.http.max_concurrency
+        )
         failed = applied.failed_ids
         if applied.aborted:
             failed |= {(c.type, c.source_id) for c in plan.changes} - applied.succeeded
     drop: dict[str, set[str]] = {}
     for h in holdings.records:
         if h.entry is None or (h.type, h.source_id) in failed:
-            continue  # an object that could not be deleted still exists: its entry stays true
-        # Their own entries always go; a device's only with its object (else the device still exists).
-        if h.role == "person" or (plan is not None and h.object is not None):
+            continue
+        if h.role == "person" or (plan is not None and h.asset is not None):
             drop.setdefault(h.type, set()).add(h.source_id)
     removed = sum(rt.state.delete_id_entries(t, ids) for t, ids in drop.items())
     accounts = len(holdings.accounts)
     rt.state.delete_accounts(holdings.account_keys)
-    deleted_objects = sum(applied.counts.values()) if applied else 0
+    counts = applied.counts if applied else {}
+    deleted_objects = sum(n for (_, action), n in counts.items() if action == "delete")
+    unlinked = sum(n for (_, action), n in counts.items() if action == "update")
     rt.state.add_audit(
         AuditRecord(
             at=datetime.now(UTC),
@@ -467,6 +496,7 @@ def forget(rt: Runtime, holdings: Holdings, plan: Plan | None) -> ForgetResult:
                 "id_map_entries": str(removed),
                 "cached_accounts": str(accounts),
                 "objects_deleted": str(deleted_objects),
+                "devices_unlinked": str(unlinked),
                 "objects_failed": str(len(failed)),
             },
         )
@@ -477,6 +507,7 @@ def forget(rt: Runtime, holdings: Holdings, plan: Plan | None) -> ForgetResult:
         id_map_entries=removed,
         cached_accounts=accounts,
         objects_deleted=deleted_objects,
+        devices_unlinked=unlinked,
         objects_failed=len(failed),
     )
     problems = (
