@@ -332,6 +332,7 @@ class _Sync:
         self.t0 = time.monotonic()
         self.warnings: list[str] = []
         self.truncations: Counter[str] = Counter()
+        self.owners_unknown: set[str] = set()  # devices whose owner read failed: not committed as done
 
     # -- the run --------------------------------------------------------------------------
 
@@ -450,6 +451,7 @@ class _Sync:
             return None
         owners = self.rt.graph().read_owners(list(devices.values()), intune=self.s.entra.owners == "intune")
         if not owners.complete:
+            self.owners_unknown = set(owners.failed)
             self.warnings.append(
                 f"device owners: {len(owners.failed)} could not be read; their owner is left as is"
             )
@@ -661,7 +663,15 @@ class _Sync:
             self.rt.state.add_approval(
                 Approval(plan_hash=plan.plan_hash, approved_at=self.started, approved_by=self.opts.trigger)
             )
-        failed = applied.failed_ids
+        # A device whose owner could not be read is retried like a failed write: no content hash,
+        # and its source's delta link stays, so the next run reads it (and its owner) again.
+        owners_unknown = {
+            (w.name, sid)
+            for w in works
+            if w.entry.uses_owner
+            for sid in self.owners_unknown & w.desired.keys()
+        }
+        failed = applied.failed_ids | owners_unknown
         if applied.aborted:
             outcome: Outcome = "interrupted" if applied.interrupted else "failed"
             self._record(outcome, plan, applied=applied, error=applied.aborted)
@@ -696,7 +706,7 @@ class _Sync:
             for src, r in reads.items()
             if r.complete and r.delta_link and src not in bad_sources
         }
-        outcome = "success" if not applied.failures and plan.is_complete else "partial"
+        outcome = "success" if not applied.failures and not owners_unknown and plan.is_complete else "partial"
         run = self._run_record(outcome, plan, applied=applied)
         lease = self.keeper.current() if self.keeper is not None else None
         self.rt.state.commit(lease, deltas=deltas, id_maps=id_maps, run=run)
@@ -708,6 +718,11 @@ class _Sync:
         message = None
         if applied.failures:
             message = f"{len(applied.failures)} objects failed; they will be retried on the next run"
+        elif owners_unknown:
+            message = (
+                f"the owners of {len(owners_unknown)} devices could not be read; "
+                "the next run reads them again"
+            )
         elif not plan.is_complete:
             message = "a source read was incomplete; the next run reads it again"
         return self._result(plan, outcome, applied=applied, message=message)
