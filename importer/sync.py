@@ -437,8 +437,17 @@ class _Sync:
             for e in self.s.mapping.object_types
             if e.source == source
         ]
+        # The ids of the types and attributes written: one deleted and recreated in Assets (empty
+        # now) must be refilled by a full run, which the id map's content hashes would skip.
+        wanted = {r.name: [a.name for a in r.attributes] for r in requirements(self.s)}
+        ids = sorted(
+            (self.schema.type(e.object_type).id, name, self.schema.type(e.object_type).attribute(name).id)
+            for e in self.s.mapping.object_types
+            if e.source == source
+            for name in wanted[e.object_type]
+        )
         extra = hashlib.sha256(
-            json.dumps([mapping, self.s.entra.owners], sort_keys=True).encode()
+            json.dumps([mapping, self.s.entra.owners, ids], sort_keys=True).encode()
         ).hexdigest()[:16]
         return f"{base}+{extra}"
 
