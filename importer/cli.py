@@ -258,6 +258,9 @@ def sync_cmd(app: AppContext, full: bool, approve: str | None, only: tuple[str, 
             render_text(result.plan, instance=rt.settings.instance, color=color, fmt=fmt, limit=50), nl=False
         )
     click.echo(_summary_line(result))
+    if result.outcome != "refused":  # a refused plan was rendered above, warnings included
+        for warning in result.plan.warnings:
+            click.echo(f"warning: {warning}", err=True)
     for failure in result.failures[:20]:
         click.echo(
             f"  failed {failure.action} {failure.type} {failure.object_id or redact(failure.source_id)}: "
