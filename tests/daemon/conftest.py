@@ -12,7 +12,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import yaml
 
 from importer.daemon import Daemon, Installation
 from importer.sandbox.configfile import write_config
@@ -34,19 +33,6 @@ FAKE_INFO: dict[str, Any] = {
     "jira_email": "importer.bot@example.com",
     "jira_api_token": "jira-api-token-value-0001",
 }
-
-
-def drop_system_attributes(path: Path) -> None:
-    """Remove mapped attributes that Assets itself owns (``Created``, ``Updated``, ``Key``).
-
-    ``config.example.yaml`` maps ``Created: createdDateTime`` for users, which the sandbox (like
-    Assets) rejects on create because ``Created`` is a system attribute; see the daemon report.
-    """
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for entry in doc["mapping"]["object_types"]:
-        for name in ("Created", "Updated", "Key"):
-            entry["attributes"].pop(name, None)
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
 
 
 def fake_config(

@@ -37,7 +37,6 @@ from importer.sandbox.testing import sandbox_fixture
 from importer.schedule import ANCHOR
 from importer.state import RunRecord, StateStore
 from tests.conftest import free_port
-from tests.daemon.conftest import drop_system_attributes
 from tests.daemon.test_metrics import label_values_are_safe
 
 pytestmark = pytest.mark.slow
@@ -181,7 +180,6 @@ def test_two_daemons_share_one_lease_and_take_over(
             "http": {"max_concurrency": 1, "requests_per_minute": 100_000},
         },
     )
-    drop_system_attributes(config)
     for args in (["state", "init"], ["schema", "apply"], ["sync"]):
         done = _importer(config, *args)
         assert done.returncode == 0, (args, done.stdout[-2000:], done.stderr[-3000:])

@@ -22,7 +22,7 @@ from importer.sandbox.app import Sandbox
 from importer.sandbox.configfile import write_config
 from importer.sandbox.testing import sandbox_fixture
 from importer.sync import requirements
-from tests.daemon.conftest import Exits, drop_system_attributes
+from tests.daemon.conftest import Exits
 
 sandbox = sandbox_fixture(scope="module", users=40, devices=10, seed=11)
 
@@ -42,7 +42,6 @@ def opened(sandbox: Sandbox, tmp_path: Path, exits: Exits) -> Iterator[tuple[Dae
         schedule={"incremental": "@every 1h", "full": "0 3 * * *"},
         overrides={"http": {"max_concurrency": 1, "requests_per_minute": 100_000}},
     )
-    drop_system_attributes(path)
     daemon = Daemon([path], listen=None, configure_logs=False, hard_exit=exits, stop_timeout_s=10)
     daemon.load()
     daemon.open_pending()
