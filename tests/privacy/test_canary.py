@@ -61,10 +61,12 @@ def test_no_canary_and_no_secret_leaves_the_importer(env: Env) -> None:
     runs.append(env.run("--log-level", "debug", "sync", "--full"))
     env.sb.set_faults(reset=True)
     pseudonym = env.run("privacy", "pseudonym", canaries[1].upn)
-    runs += [pseudonym, env.run("--log-level", "debug", "privacy", "export", canaries[0].mail)]
-    runs.append(
-        env.run("--log-level", "debug", "privacy", "forget", "--delete-objects", "--yes", canaries[1].upn)
-    )
+    exported = env.run("--log-level", "debug", "privacy", "export", canaries[0].mail)  # non-ASCII mail
+    assert canaries[0].graph_id in {a["entra_id"] for a in exported.json()["assets"]}
+    debug = ("--log-level", "debug")
+    forgot = env.run(*debug, "privacy", "forget", "--delete-objects", "--yes", canaries[1].upn)
+    assert "1 Assets objects deleted" in forgot.out  # the #EXT# guest, found by UPN
+    runs += [pseudonym, exported, forgot]
     env.sb.set_tenant(permissions=[])  # a run that fails outright: its final error message
     denied = env.run("--log-level", "debug", "sync")
     assert denied.code != 0
