@@ -25,7 +25,7 @@ RUN python -m venv /opt/importer
 COPY pyproject.toml README.md ./
 COPY importer ./importer
 # pip compiles every module to bytecode here: the runtime cannot write .pyc files.
-RUN /opt/importer/bin/pip install . \
+RUN /opt/importer/bin/pip install --no-cache-dir . \
  && /opt/importer/bin/importer --version
 
 # -- runtime --------------------------------------------------------------------------------------
