@@ -112,10 +112,7 @@ class SandboxServer:
             self.stats.record(name, request.method, route, response.status)
             return response, "normal"
         response = self._handle(name, request)
-        if counted and name in ("graph", "assets"):
-            held = self.faults.answer_delay(name, request.method, request.path)
-            if held:
-                time.sleep(held)  # processed; the answer comes after the client's read timeout
+        held = self.faults.answer_delay(name, request.method, request.path) if counted else 0.0
         dropped = decision.action == "drop_after"  # processed, but the client never hears of it
         if counted:
             generic = route_template(request.path)
@@ -124,6 +121,8 @@ class SandboxServer:
             self.stats.record(
                 name, request.method, response.route or generic, 0 if dropped else response.status
             )
+        if held:
+            time.sleep(held)  # processed and counted; the answer comes after the client's read timeout
         if dropped:
             return None, "drop"
         return response, "truncate" if decision.action == "truncate" else "normal"
