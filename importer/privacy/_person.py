@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -123,10 +124,14 @@ class Holding:
             "content_hash": self.entry.content_hash,
         }
 
-    def assets_json(self) -> dict[str, Any]:
-        """The Assets object with every attribute the importer manages, for ``privacy export``."""
+    def assets_json(self, statuses: Mapping[tuple[str, str], Mapping[str, str]]) -> dict[str, Any]:
+        """The Assets object with every attribute the importer manages, for ``privacy export``.
+
+        ``statuses`` maps (object type, status attribute) to status names by id.
+        """
         obj = self.asset
         assert obj is not None
+        values = {k: statuses.get((self.object_type, k), {}).get(str(v), v) for k, v in obj.values.items()}
         return {
             "object_type": self.object_type,
             "role": self.role,
@@ -134,7 +139,7 @@ class Holding:
             "object_id": obj.id,
             "object_key": obj.object_key,
             "label": obj.label,
-            "attributes": {k: list(v) if isinstance(v, tuple) else v for k, v in obj.values.items()},
+            "attributes": {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()},
         }
 
 
@@ -150,6 +155,7 @@ class Holdings:
     accounts: tuple[CachedAccount, ...] = ()
     audit: tuple[AuditRecord, ...] = ()
     log_lines: tuple[tuple[str, int, Any], ...] = ()
+    statuses: Mapping[tuple[str, str], Mapping[str, str]] = field(default_factory=dict)
 
     def describe(self) -> list[str]:
         """What is held, in a few lines without personal values (for ``privacy forget``)."""
@@ -193,7 +199,7 @@ class Holdings:
                     for r in self.audit
                 ],
             },
-            "assets": [h.assets_json() for h in self.records if h.asset is not None],
+            "assets": [h.assets_json(self.statuses) for h in self.records if h.asset is not None],
             "logs": {
                 "directory": str(settings.logging.dir),
                 "retention_days": settings.logging.retention_days,
@@ -270,6 +276,7 @@ def collect(rt: Runtime, person: Person, schema: ResolvedSchema, *, logs: bool =
         accounts=tuple(accounts.values()),
         audit=tuple(audit),
         log_lines=tuple(lines),
+        statuses=_status_names(schema, records),
     )
 
 
@@ -279,3 +286,14 @@ def _without(value: object, ids: set[str]) -> object:
         kept = tuple(v for v in value if str(v) not in ids)
         return kept if len(kept) > 1 else (kept[0] if kept else None)
     return None if value is not None and str(value) in ids else value
+
+
+def _status_names(schema: ResolvedSchema, records: list[Holding]) -> dict[tuple[str, str], dict[str, str]]:
+    """Status attributes of the exported objects, with status names by id (``2``: ``Active``)."""
+    names = {s.id: s.name for s in schema.statuses.values()}
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    for object_type in {h.object_type for h in records if h.asset is not None}:
+        for attr, definition in schema.type(object_type).attributes.items():
+            if definition.kind == "status":
+                out[(object_type, attr)] = names
+    return out

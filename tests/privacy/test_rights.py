@@ -96,6 +96,7 @@ def test_export_shows_what_is_held_and_forget_removes_it(env: Env, tmp_path: Pat
     assert [a["account_id"] for a in doc["state"]["account_cache"]] == env.sb.jira_accounts[mail]
     assets = {a["entra_id"]: a for a in doc["assets"]}
     assert assets[gid]["attributes"]["User Principal Name"] == upn.lower()
+    assert assets[gid]["attributes"]["Entra Status"] == "Active"  # statuses by name, not id
     assert {d: assets[d]["attributes"]["Owner"] for d in devices} == dict.fromkeys(
         devices, assets[gid]["object_id"]
     )
@@ -156,6 +157,9 @@ def test_forgetting_someone_gone_from_entra_leaves_nothing_to_recreate(env: Env)
     doc = export(env, upn)
     assert doc["subject"]["in_entra"] == []
     assert {a["entra_id"] for a in doc["assets"]} == {gid, *devices}  # found through Assets
+    assert next(a for a in doc["assets"] if a["entra_id"] == gid)["attributes"]["Entra Status"] == (
+        "Removed from Entra"
+    )
 
     forgot = env.run("privacy", "forget", "--delete-objects", "--yes", upn)
     assert forgot.code == 0, forgot.err
