@@ -103,7 +103,7 @@ def _pid(value: str) -> str:
 _MARKS = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"  # combining marks (NFD)
 _LOCAL = rf"[\w{_MARKS}.%+\-#!$&*^`{{|}}~]"
 _CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@:]+:[^/\s@]+@")
-_BEARER = re.compile(r"(?i)\b(bearer|basic)(?:\s+|%20|\+)[A-Za-z0-9._~+/=\-]{8,}")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)(?:\s+|%20|\+)[A-Za-z0-9._~+/=\-]{16,}")  # not prose: 16+
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*")
 _URL_QUERY = re.compile(r"(?i)((?:\b[a-z][a-z0-9+.\-]*://|(?<![\w/.])/)[^\s?#\"'<>]*)\?[^\s\"'<>#]*")
 # An apostrophe only inside the local part (o'brien@...): a quote before an address is not in it.
