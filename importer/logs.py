@@ -34,6 +34,7 @@ import os
 import re
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -88,6 +89,7 @@ def _count_failure() -> None:
 # -- files and retention ------------------------------------------------------------------------
 
 _FILE_RE = re.compile(r"^importer-(\d{4}-\d{2}-\d{2})\.jsonl$")
+_RETRY_S = 30.0  # a full disk or read-only directory is tried again this often, not at every line
 
 
 class DailyFileHandler(logging.Handler):
@@ -95,7 +97,8 @@ class DailyFileHandler(logging.Handler):
 
     At the first line of each day, files past ``retention_days`` are swept. Writing never
     raises: when a line cannot be written (disk full, read-only directory, a formatting bug) it
-    goes to stderr instead and ``log_write_failures()`` counts it.
+    goes to stderr instead and ``log_write_failures()`` counts it; the directory is tried again
+    ``retry_s`` seconds later, not at every line.
     """
 
     def __init__(
@@ -104,13 +107,16 @@ class DailyFileHandler(logging.Handler):
         *,
         retention_days: int | None = None,
         clock: Callable[[], datetime] | None = None,
+        retry_s: float = _RETRY_S,
     ) -> None:
         super().__init__()
+        self.retry_s = retry_s
         self.directory = directory
         self.retention_days = retention_days
         self._clock = clock or (lambda: datetime.now(UTC))
         self._day: str | None = None
         self._fd: int | None = None
+        self._retry_at = 0.0  # after a failure, lines go to stderr until then (monotonic)
 
     def _open(self, day: str) -> int:
         self._close_fd()
@@ -142,6 +148,8 @@ class DailyFileHandler(logging.Handler):
         data = (line + "\n").encode("utf-8", "replace")
         try:
             with self.lock or threading.RLock():
+                if time.monotonic() < self._retry_at:
+                    raise OSError("the log directory failed a moment ago")
                 day = self._clock().strftime("%Y-%m-%d")
                 fd = self._fd if day == self._day and self._fd is not None else self._open(day)
                 view = memoryview(data)
@@ -150,6 +158,7 @@ class DailyFileHandler(logging.Handler):
         except OSError:
             _count_failure()
             self._close_fd()
+            self._retry_at = time.monotonic() + self.retry_s
             with contextlib.suppress(OSError, ValueError):
                 sys.stderr.write(line + "\n")
 

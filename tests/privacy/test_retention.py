@@ -140,22 +140,30 @@ def test_an_unwritable_log_directory_sends_lines_to_stderr_and_counts_them(
     assert log_write_failures() == before + 2
 
 
-def test_a_full_disk_sends_lines_to_stderr_and_counts_them(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("retry_s", "on_stderr"), [(0.0, ["disk full"]), (3600.0, ["disk full", "space again"])]
+)
+def test_a_full_disk_sends_lines_to_stderr_until_it_is_tried_again(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    retry_s: float,
+    on_stderr: list[str],
 ) -> None:
     def full(fd: int, data: object) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    handler = DailyFileHandler(tmp_path, clock=Clock(NOW))
+    handler = DailyFileHandler(tmp_path, clock=Clock(NOW), retry_s=retry_s)
     monkeypatch.setattr(logs.os, "write", full)
     before = log_write_failures()
     handler.emit(record("disk full"))
     monkeypatch.undo()
-    handler.emit(record("space again"))
+    handler.emit(record("space again"))  # tried again at once, or only after retry_s
     handler.close()
-    assert capsys.readouterr().err == "disk full\n"
-    assert log_write_failures() == before + 1
-    assert (tmp_path / "importer-2025-08-20.jsonl").read_text(encoding="utf-8") == "space again\n"
+    assert capsys.readouterr().err.splitlines() == on_stderr
+    assert log_write_failures() == before + len(on_stderr)
+    in_file = (tmp_path / "importer-2025-08-20.jsonl").read_text(encoding="utf-8").splitlines()
+    assert in_file == [line for line in ["space again"] if line not in on_stderr]
 
 
 def test_a_line_that_cannot_be_formatted_costs_that_line_only(
