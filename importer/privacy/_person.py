@@ -86,9 +86,8 @@ def find_person(rt: Runtime, who: str, schema: ResolvedSchema) -> Person:
     for entry in _user_entries(rt.settings):
         rtype = schema.type(entry.object_type)
         for attr in _address_attributes(entry):
-            for obj in objects.iter_objects(
-                rtype, ql=aql_in(rtype.id, attr, {who.strip(), who.strip().lower()})
-            ):
+            wanted = list(dict.fromkeys((who.strip(), who.strip().lower())))
+            for obj in objects.iter_objects(rtype, ql=aql_in(rtype.id, attr, wanted)):
                 if obj.key:
                     ids.append(obj.key.lower())
                     addresses += [str(obj.values[a]) for a in _address_attributes(entry) if obj.values.get(a)]
@@ -208,7 +207,7 @@ class Holdings:
         }
 
 
-def collect(rt: Runtime, person: Person, schema: ResolvedSchema, *, logs: bool = True) -> Holdings:
+def collect(rt: Runtime, person: Person, schema: ResolvedSchema) -> Holdings:
     """Gather state entries, cached accounts, audit records, Assets objects and log lines."""
     from importer.assets.aql import aql_in
     from importer.logs import iter_log_lines
@@ -266,7 +265,7 @@ def collect(rt: Runtime, person: Person, schema: ResolvedSchema, *, logs: bool =
     keys = list(dict.fromkeys(account_key(pseudonyms, a) for a in (person.query, *person.addresses)))
     accounts = state.get_accounts(keys)
     audit = [r for r in state.list_audit(_AUDIT_SCAN) if r.subject in log_pids]
-    lines = list(iter_log_lines(settings.logging.dir, log_pids)) if logs else []
+    lines = list(iter_log_lines(settings.logging.dir, log_pids))
     return Holdings(
         person=person,
         pseudonym=log_pids[0],
