@@ -24,6 +24,7 @@ from typing import Protocol
 
 import structlog
 
+from importer.crashpoints import crash_point
 from importer.errors import (
     ApiAuthError,
     ApiError,
@@ -215,6 +216,7 @@ class _Run:
         except (ImporterError, ValueError, KeyError) as exc:
             self._fail(change, exc)
             return
+        crash_point("apply")  # test-only (IMPORTER_CRASH_AT): a crash right after a write landed
         with self.lock:
             self.out.succeeded.add((change.type, change.source_id))
             self.out.counts[(change.type, change.action)] += 1

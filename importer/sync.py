@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Literal
 import structlog
 
 from importer.apply import ApplyResult, ObjectFailure, Progress, apply_plan
+from importer.crashpoints import crash_point
 from importer.errors import (
     EXIT_FAILED,
     EXIT_GUARD,
@@ -718,7 +719,9 @@ class _Sync:
         outcome = "success" if not applied.failures and not owners_unknown and plan.is_complete else "partial"
         run = self._run_record(outcome, plan, applied=applied)
         lease = self.keeper.current() if self.keeper is not None else None
+        crash_point("commit")  # test-only (IMPORTER_CRASH_AT): a crash between apply and commit
         self.rt.state.commit(lease, deltas=deltas, id_maps=id_maps, run=run)
+        crash_point("committed")
         snapshot = self.accounts.snapshot(include_unknown=True)
         if snapshot:
             self.rt.state.put_accounts(

@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from importer.crashpoints import crash_point
 from importer.errors import ApiAuthError, ConfigError, CredentialError, ImporterError
 from importer.graph.auth import GraphAuth
 from importer.graph.errors import (
@@ -182,6 +183,7 @@ class GraphClient:
         error: BaseException | None = None
         try:
             for page in iter_pages(self.get, url, origin=self.origin):
+                crash_point("read")  # test-only (IMPORTER_CRASH_AT)
                 pages += 1
                 for item in page.items:
                     record = parser.parse(item)

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import structlog
 
+from importer.crashpoints import crash_point
 from importer.errors import (
     ApiError,
     ApiThrottledError,
@@ -147,6 +148,7 @@ def _batch(client: GraphClient, chunk: list[str]) -> _Outcome:
             outcome.failed.extend(pending.values())
             outcome.error = permission_error(exc, "owners")
             return outcome
+        crash_point("owners")  # test-only (IMPORTER_CRASH_AT)
         retry, wait = _judge(answer, pending, outcome, http.clock.now())
         pending = retry
         if pending:
