@@ -1,0 +1,1 @@
+"""Benchmarks of the importer against the sandbox (see run.py)."""
