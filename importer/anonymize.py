@@ -236,5 +236,5 @@ class Anonymize:
         except Exception as exc:  # a bug here costs one line, never the run, never a value in clear
             kept = {k: event[k] for k in ("_record", "_from_structlog", "level", "timestamp") if k in event}
             event.clear()
-            event.update(kept, event="log_event_unrenderable", error_type=type(exc).__name__)
+            event.update(kept, event="log_event_withheld", error_type=type(exc).__name__)
         return event

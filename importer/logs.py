@@ -15,7 +15,7 @@ tokens and JWTs are redacted; query strings dropped; e-mail addresses and UPNs (
 guests, ``%40``-encoded, non-ASCII), GUIDs, MAC and IP addresses pseudonymized; control
 characters and bidi overrides escaped, so a name can neither forge a log line nor reorder one
 on screen. Request and correlation ids are kept (they name no one; support needs them). The
-processor never raises: an event it cannot handle becomes ``log_event_unrenderable``.
+processor never raises: an event it cannot handle becomes ``log_event_withheld``.
 
 Output: a console renderer on a terminal or JSON lines on stderr, plus one JSON-lines file per
 UTC day under ``logging.dir`` (``importer-YYYY-MM-DD.jsonl``, mode 0600). A day's file is
@@ -141,7 +141,7 @@ class DailyFileHandler(logging.Handler):
             line = self.format(record)
         except Exception as exc:  # never the record's own text: it may hold values in clear
             _count_failure()
-            line = json.dumps({"event": "log_event_unrenderable", "error_type": type(exc).__name__})
+            line = json.dumps({"event": "log_event_withheld", "error_type": type(exc).__name__})
             with contextlib.suppress(OSError, ValueError):
                 sys.stderr.write(line + "\n")
             return

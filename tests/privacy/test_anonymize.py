@@ -197,7 +197,7 @@ class _Unprintable:
 
 def test_the_processor_never_raises_and_never_lets_a_value_through(keyed: Pseudonymizer) -> None:
     event = Anonymize()(None, "info", {"event": "x", "thing": _Unprintable(), "upn": "ann@contoso.com"})
-    assert event == {"event": "log_event_unrenderable", "error_type": "RuntimeError"}
+    assert event == {"event": "log_event_withheld", "error_type": "RuntimeError"}
 
 
 @settings(max_examples=200, deadline=None)

@@ -177,7 +177,7 @@ def test_a_line_that_cannot_be_formatted_costs_that_line_only(
     handler.setFormatter(Broken())
     handler.emit(record("ann@contoso.com"))
     err = capsys.readouterr().err
-    assert "log_event_unrenderable" in err
+    assert "log_event_withheld" in err
     assert "ann@contoso.com" not in err
 
 
