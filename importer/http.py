@@ -10,9 +10,12 @@ Retry policy: 429, 500, 502, 503, 504, connection errors, read timeouts and trun
 are retried for idempotent requests, honouring ``Retry-After`` (integer seconds, decimal seconds
 ``2.128``, comma decimals ``0,120`` and HTTP-dates), else capped exponential backoff with full
 jitter. A POST is idempotent only when the caller says so; otherwise only a 429 or a connection
-that was never made (nothing reached the server) is retried. Every retry costs tokens from a
-per-run ``RetryBudget`` and a single wait longer than ``max_retry_wait_s`` ends the request at
-once, so a throttling storm ends in a clear error instead of a hang.
+that was never made (nothing reached the server) is retried, unless the caller passes ``landed``:
+a check (e.g. a lookup by key) run before each retry and once more after the last failure, that
+finds what an earlier attempt may have created; a retry is sent only when it finds nothing.
+Every retry costs tokens from a per-run ``RetryBudget`` and a single wait longer than
+``max_retry_wait_s`` ends the request at once, so a throttling storm ends in a clear error
+instead of a hang.
 """
 
 from __future__ import annotations
@@ -396,12 +399,17 @@ class Http:
         idempotent: bool | None = None,
         expect_json: bool = True,
         accept_statuses: frozenset[int] = frozenset(),
+        landed: Callable[[], Any] | None = None,
     ) -> HttpResponse:
         """Send a request under the retry policy and return the response.
 
         Args:
             idempotent: whether the request may be repeated safely; defaults to True for GET,
                 HEAD, PUT, DELETE and OPTIONS and False for POST and PATCH.
+            landed: for a request that is not idempotent, what an earlier attempt that may have
+                reached the server (5xx, timeout, dropped connection, truncated answer) produced,
+                or None when it produced nothing. Called before each retry, which is sent only
+                on None, and after the last failure; a value found becomes the response body.
             expect_json: parse the body as JSON (an empty body gives None); a body that does not
                 parse is a ``TransportError`` (retried when idempotent).
             accept_statuses: error statuses returned to the caller instead of raised.
@@ -410,12 +418,28 @@ class Http:
         route = route or route_template(url)
         safe = idempotent if idempotent is not None else method in _IDEMPOTENT_METHODS
         refund = {"amount": 0}
+        check = {"due": False}  # the last attempt may have acted: ask `landed` before another
+
+        def may_have_acted(exc: _Retry) -> bool:
+            return not safe and exc.sent and exc.error.status != 429
 
         def should_retry(exc: BaseException) -> bool:
             if not isinstance(exc, _Retry):
                 return False
-            # A non-idempotent request is repeated only when the server cannot have acted on it.
-            return safe or exc.error.status == 429 or not exc.sent
+            # A non-idempotent request is repeated only when the server cannot have acted on it,
+            # or when `landed` will prove, just before the retry, that it did not.
+            if may_have_acted(exc):
+                check["due"] = landed is not None
+                return landed is not None
+            return True
+
+        def found_landed() -> HttpResponse | None:
+            assert landed is not None
+            body = landed()
+            if body is None:
+                return None
+            _log.info("request_found_landed", service=self.service, method=method, route=route)
+            return HttpResponse(status=200, headers={}, body=body, text="", url=url)
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
@@ -465,6 +489,12 @@ class Http:
             for attempt in retrying:
                 with attempt:
                     number = attempt.retry_state.attempt_number
+                    if check["due"]:
+                        check["due"] = False
+                        found = found_landed()
+                        if found is not None:
+                            self.budget.refund(refund["amount"])
+                            return found
                     response = self._attempt(
                         method,
                         url,
@@ -480,6 +510,10 @@ class Http:
                     self.budget.refund(refund["amount"] if refund["amount"] else 1)
                     return response
         except _Retry as exc:
+            if landed is not None and may_have_acted(exc):
+                found = found_landed()  # the last attempt may have acted although it failed
+                if found is not None:
+                    return found
             raise exc.error from None
         raise AssertionError("unreachable")  # pragma: no cover - tenacity either returns or raises
 

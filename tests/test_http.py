@@ -183,6 +183,22 @@ def test_a_passing_500_is_retried_for_idempotent_requests_only() -> None:
 
 
 @responses.activate
+def test_a_post_that_may_have_acted_is_retried_only_when_landed_finds_nothing() -> None:
+    responses.post(URL, status=503)
+    responses.post(URL, body=requests.exceptions.ReadTimeout("slow"))
+    responses.post(URL, status=201, json={"id": "never sent"})
+    checks: list[str] = []
+
+    def landed() -> dict[str, str] | None:
+        checks.append("looked")
+        return {"id": "9"} if len(checks) == 2 else None
+
+    assert make_http().request("POST", URL, json_body={}, landed=landed).body == {"id": "9"}
+    assert len(responses.calls) == 2  # 503, looked (nothing), timeout, looked (found): no third POST
+    assert checks == ["looked", "looked"]
+
+
+@responses.activate
 def test_post_is_retried_after_429_because_the_server_did_not_act_on_it() -> None:
     responses.post(URL, status=429, headers={"Retry-After": "0"})
     responses.post(URL, status=201, json={"id": "7"})

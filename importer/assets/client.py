@@ -26,7 +26,7 @@ honours ``Retry-After`` on 429 and 503 and retries nothing itself beyond that po
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -233,16 +233,24 @@ class AssetsClient:
         return self.http.get_json(self.base_url + path, params=params, headers=request_headers(self._auth))
 
     def post(
-        self, path: str, body: Any, *, params: Mapping[str, str] | None = None, idempotent: bool = False
+        self,
+        path: str,
+        body: Any,
+        *,
+        params: Mapping[str, str] | None = None,
+        idempotent: bool = False,
+        landed: Callable[[], Any] | None = None,
     ) -> Any:
-        """POST a JSON body and return the JSON answer."""
-        return self.http.post_json(
+        """POST a JSON body and return the JSON answer (``landed``: see ``Http.request``)."""
+        return self.http.request(
+            "POST",
             self.base_url + path,
-            body,
+            json_body=body,
             params=params,
             headers=request_headers(self._auth),
             idempotent=idempotent,
-        )
+            landed=landed,
+        ).body
 
     def put(self, path: str, body: Any) -> Any:
         """PUT a JSON body and return the JSON answer."""
@@ -408,10 +416,17 @@ class AssetsClient:
         )
         return response.body if response.status != 404 and isinstance(response.body, dict) else None
 
-    def create_object(self, type_id: str, attributes: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
-        """``POST /object/create`` (not idempotent: never retried once it may have reached the server)."""
+    def create_object(
+        self,
+        type_id: str,
+        attributes: Sequence[Mapping[str, Any]],
+        *,
+        landed: Callable[[], Mapping[str, Any] | None] | None = None,
+    ) -> Mapping[str, Any]:
+        """``POST /object/create``. Not idempotent: once an attempt may have reached the server it is
+        retried only when ``landed`` (a lookup by key) finds nothing; what it finds is returned."""
         body = {"objectTypeId": self.wire_id(type_id), "attributes": self._wire_attributes(attributes)}
-        answer = self.post("/object/create", body)
+        answer = self.post("/object/create", body, landed=landed)
         return answer if isinstance(answer, dict) else {}
 
     def update_object(

@@ -6,8 +6,9 @@ reported (count and Assets object keys) and left alone; two objects holding the 
 reported too and never "fixed" by a delete.
 
 Writing: values are encoded per kind (``values.encode``). ``POST /object/create`` has no
-idempotency key, so a create that timed out or got a 5xx is retried only after an AQL lookup
-by key proves that the first attempt did not land; if it did, its id is returned. A 400 on one
+idempotency key, so a create that timed out or got a 5xx is retried (under the HTTP layer's
+policy: Retry-After, backoff, retry budget, ``http.max_retries``) only after an AQL lookup by
+key proves that the earlier attempt did not land; if it did, its id is returned. A 400 on one
 object becomes an ``ApiClientError`` naming the attributes the server rejected (its
 ``rlabs-insight-attribute-N`` keys mapped back to names): the run skips that object and goes
 on. 401/403 (``ApiAuthError``) end the run.
@@ -26,7 +27,7 @@ from importer.assets.aql import aql_in, aql_type
 from importer.assets.client import AssetsClient
 from importer.assets.models import AssetsObject, NormValue, ResolvedType, as_id
 from importer.assets.values import decode, encode
-from importer.errors import ApiClientError, ApiServerError, TransportError
+from importer.errors import ApiClientError, TransportError
 
 __all__ = ["AssetsObjects", "ReadResult", "parse_object"]
 
@@ -84,9 +85,8 @@ class ReadResult:
 class AssetsObjects:
     """Reads and writes objects of resolved types through an ``AssetsClient``."""
 
-    def __init__(self, client: AssetsClient, *, create_attempts: int = 3, key_chunk: int = 50) -> None:
+    def __init__(self, client: AssetsClient, *, key_chunk: int = 50) -> None:
         self.client = client
-        self.create_attempts = create_attempts
         self.key_chunk = key_chunk
 
     # -- reads -------------------------------------------------------------------------------
@@ -187,41 +187,31 @@ class AssetsObjects:
                 f"object type {type.name!r}: a new object needs its key attribute {type.key_attribute.name!r}"
             )
         payload = self._payload(type, values, skip_empty=True)
-        for attempt in range(1, self.create_attempts + 1):
-            try:
-                answer = self.client.create_object(type.id, payload)
-            except (TransportError, ApiServerError) as exc:
-                # It may have landed: only a lookup proving it did not allows another attempt.
-                existing = self.find_by_keys(type, [key]).get(key)
-                if existing is not None:
-                    _log.info(
-                        "object_create_recovered",
-                        object_type=type.name,
-                        object_key=existing.object_key,
-                        attempt=attempt,
-                        status=exc.status,
-                    )
-                    return existing.id
-                if attempt == self.create_attempts:
-                    raise
-                _log.warning(
-                    "object_create_retried", object_type=type.name, attempt=attempt, status=exc.status
-                )
-                continue
-            except ApiClientError as exc:
-                raise _named(type, exc) from None
-            object_id = as_id(answer.get("id"))
-            if object_id is None:
-                raise TransportError(
-                    service=self.client.http.service,
-                    method="POST",
-                    route="/object/create",
-                    status=201,
-                    detail="the answer carries no object id",
-                )
-            _log.debug("object_created", object_type=type.name, object_key=answer.get("objectKey"))
-            return object_id
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        def landed() -> Mapping[str, object] | None:
+            # An attempt may have landed: only a lookup proving it did not allows another one.
+            existing = self.find_by_keys(type, [key]).get(key)
+            if existing is None:
+                _log.warning("object_create_retried", object_type=type.name)
+                return None
+            _log.info("object_create_recovered", object_type=type.name, object_key=existing.object_key)
+            return {"id": existing.id, "objectKey": existing.object_key}
+
+        try:
+            answer = self.client.create_object(type.id, payload, landed=landed)
+        except ApiClientError as exc:
+            raise _named(type, exc) from None
+        object_id = as_id(answer.get("id"))
+        if object_id is None:
+            raise TransportError(
+                service=self.client.http.service,
+                method="POST",
+                route="/object/create",
+                status=201,
+                detail="the answer carries no object id",
+            )
+        _log.debug("object_created", object_type=type.name, object_key=answer.get("objectKey"))
+        return object_id
 
     def update_object(
         self, object_id: str, type: ResolvedType, values: Mapping[str, NormValue]

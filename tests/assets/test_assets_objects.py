@@ -188,12 +188,35 @@ def test_create_that_got_503_and_did_not_land_is_created_once(client: AssetsClie
 
 
 @responses.activate
-def test_create_gives_up_after_its_attempts(client: AssetsClient) -> None:
+def test_create_gives_up_after_http_max_retries_with_a_lookup_before_each_retry_and_after(
+    client: AssetsClient,
+) -> None:
     responses.post(f"{BASE}/object/create", status=500)
     responses.post(f"{BASE}/object/aql", json=_page([]))
     with pytest.raises(ApiServerError):
-        AssetsObjects(client, create_attempts=2).create_object(TYPE, {"Entra Object ID": "g-1"})
-    assert sum(c.request.url.endswith("/object/create") for c in responses.calls) == 2
+        AssetsObjects(client).create_object(TYPE, {"Entra Object ID": "g-1"})
+    urls = [c.request.url.split("?")[0].rsplit("/", 1)[-1] for c in responses.calls]
+    assert urls == ["create", "aql"] * 4  # the fixture's max_retries=3: four attempts, four lookups
+
+
+@responses.activate
+def test_create_retries_honour_retry_after(client: AssetsClient) -> None:
+    responses.post(f"{BASE}/object/create", status=503, headers={"Retry-After": "7"})
+    responses.post(f"{BASE}/object/create", status=201, json={"id": "78", "objectKey": "ENTRA-78"})
+    responses.post(f"{BASE}/object/aql", json=_page([]))
+    assert AssetsObjects(client).create_object(TYPE, {"Entra Object ID": "g-1"}) == "78"
+    assert client.http.clock.sleeps[0] >= 7  # type: ignore[attr-defined]
+
+
+@responses.activate
+def test_a_create_that_landed_on_its_last_attempt_is_found(client: AssetsClient) -> None:
+    responses.post(f"{BASE}/object/create", status=502)
+    responses.post(f"{BASE}/object/aql", json=_page([]))
+    responses.post(f"{BASE}/object/aql", json=_page([]))
+    responses.post(f"{BASE}/object/aql", json=_page([]))
+    responses.post(f"{BASE}/object/aql", json=_page([_raw(91, "g-1")]))
+    assert AssetsObjects(client).create_object(TYPE, {"Entra Object ID": "g-1"}) == "91"
+    assert sum(c.request.url.endswith("/object/create") for c in responses.calls) == 4
 
 
 @responses.activate
