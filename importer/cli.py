@@ -252,7 +252,7 @@ def sync_cmd(app: AppContext, full: bool, approve: str | None, only: tuple[str, 
         rt.close()
     out = sys.stdout
     color = out.isatty()
-    fmt, redact = _formatters(result, rt, redact=False)
+    fmt, _ = _formatters(result, rt, redact=False)
     if result.outcome == "refused":
         click.echo(
             render_text(result.plan, instance=rt.settings.instance, color=color, fmt=fmt, limit=50), nl=False
@@ -262,9 +262,9 @@ def sync_cmd(app: AppContext, full: bool, approve: str | None, only: tuple[str, 
         for warning in result.plan.warnings:
             click.echo(f"warning: {warning}", err=True)
     for failure in result.failures[:20]:
+        who = failure.object_id or rt.pseudonyms(failure.source_id)  # a Graph id of a person: pseudonymized
         click.echo(
-            f"  failed {failure.action} {failure.type} {failure.object_id or redact(failure.source_id)}: "
-            f"{failure.error}",
+            f"  failed {failure.action} {failure.type} {who}: {failure.error}",
             err=True,
         )
     if len(result.failures) > 20:

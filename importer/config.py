@@ -210,10 +210,10 @@ class ScheduleConfig(_Model):
         fields = value.split()
         if len(fields) != 5:
             raise ValueError("a 5-field cron expression (minute hour day month weekday) or '@every 15m'")
-        from apscheduler.triggers.cron import CronTrigger
+        from importer.schedule import base_trigger  # the scheduler's own reading (crontab weekdays)
 
         try:
-            CronTrigger.from_crontab(value, timezone="UTC")
+            base_trigger(value, "UTC")
         except ValueError as exc:
             raise ValueError(f"invalid cron expression: {exc}") from None
         return value

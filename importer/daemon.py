@@ -365,7 +365,6 @@ class Daemon:
     def _sync(
         self, inst: Installation, rt: Runtime, kind: JobKind, keeper: LeaseKeeper, slot: datetime | None
     ) -> str:
-        started = datetime.now(UTC)
         t0 = time.monotonic()
         _log.info(
             "run_started", mode=kind, slot=slot.isoformat() if slot else None, fence=keeper.current().fence
@@ -386,7 +385,6 @@ class Daemon:
                 duration_s=round(duration, 2),
                 exc_info=not isinstance(exc, ImporterError),
             )
-            inst.record_failure(kind, started, error, keeper.owner)
             self.metrics.observe_run(
                 inst.name,
                 mode=kind,

@@ -16,10 +16,9 @@ slot already ran, and it records a run that raised before sync could record it.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -198,26 +197,3 @@ class Installation:
             and (kind == "incremental" or r.mode == "full")
             for r in runs
         )
-
-    def record_failure(self, kind: str, started: datetime, error: str, holder: str) -> None:
-        """Record a scheduled run that raised (sync records every run that ends normally)."""
-        from importer.state import RunRecord
-
-        rt = self.runtime
-        assert rt is not None
-        record = RunRecord(
-            run_id=uuid.uuid4().hex[:12],
-            instance=rt.settings.instance,
-            started_at=started,
-            finished_at=datetime.now(UTC),
-            mode=kind,
-            trigger="schedule",
-            outcome="failed",
-            requests=rt.stats.by_service(),
-            error=error,
-            holder=holder,
-        )
-        try:
-            rt.state.record_run(record)
-        except Exception as exc:
-            _log.warning("run_record_failed", error_type=type(exc).__name__)

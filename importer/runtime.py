@@ -28,7 +28,15 @@ if TYPE_CHECKING:
     from importer.state import StateStore
     from importer.vault import Secret, Vault, VaultSettings
 
-__all__ = ["Runtime", "holder_name", "http_settings", "open_runtime", "open_state", "vault_settings"]
+__all__ = [
+    "Runtime",
+    "holder_name",
+    "http_settings",
+    "open_runtime",
+    "open_state",
+    "pid_namespace",
+    "vault_settings",
+]
 
 PEPPER = "log_pepper"
 
@@ -80,9 +88,18 @@ def open_state(settings: Settings) -> StateStore:
     )
 
 
+def pid_namespace() -> str | None:
+    """This process's PID namespace (two containers can share a host name but not their processes)."""
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+    except OSError:
+        return None
+
+
 def holder_name() -> str:
-    """Who holds a lease: host and process, never a person."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Who holds a lease: host, process (and its PID namespace), never a person."""
+    ns = pid_namespace()
+    return f"{socket.gethostname()}:{os.getpid()}" + (f"@{ns}" if ns else "")
 
 
 def _secret_refs(settings: Settings) -> dict[str, str]:

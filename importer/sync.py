@@ -43,6 +43,7 @@ from importer.errors import (
     EXIT_PLAN_CHANGES,
     ConfigError,
     CredentialError,
+    FatalError,
     LeaseHeldError,
     LeaseLostError,
 )
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LeaseKeeper",
+    "RunInterrupted",
     "RunOptions",
     "RunResult",
     "content_hash",
@@ -207,14 +209,22 @@ def value_formatter(
 
 
 def _dead_local_holder(owner: str | None) -> str | None:
-    """The holder's name if it is a process of this host that no longer runs (e.g. killed)."""
+    """The holder's name if it is a process of this host and PID namespace that no longer runs.
+
+    Holders are ``host:pid@pidns`` (``runtime.holder_name``). Only a holder in our own PID
+    namespace can be checked: two containers may share a host name (host networking) without
+    seeing each other's processes, so anything else waits for the lease to expire.
+    """
     import os
     import socket
 
+    from importer.runtime import pid_namespace
+
     if not owner or ":" not in owner:
         return None
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    host, _, rest = owner.rpartition(":")
+    pid, _, ns = rest.partition("@")
+    if host != socket.gethostname() or not pid.isdigit() or not ns or ns != pid_namespace():
         return None
     try:
         os.kill(int(pid), 0)
@@ -223,6 +233,10 @@ def _dead_local_holder(owner: str | None) -> str | None:
     except PermissionError:
         return None  # it runs, as another user
     return None
+
+
+class RunInterrupted(FatalError):
+    """The run was asked to stop (SIGTERM, lost lease) before it wrote anything."""
 
 
 class LeaseKeeper:
@@ -316,10 +330,23 @@ class _Work:
 
 
 def run_sync(rt: Runtime, opts: RunOptions, *, lease: LeaseKeeper | None = None) -> RunResult:
-    """Run once. ``plan`` passes ``apply=False`` (no lease, no writes, no state change)."""
+    """Run once. ``plan`` passes ``apply=False`` (no lease, no writes, no state change).
+
+    A sync (``apply=True``) that raises (schema drift, credentials, a bug) is recorded as a
+    ``failed`` run before the error goes on to the caller.
+    """
     run_id = uuid.uuid4().hex[:12]
-    with structlog.contextvars.bound_contextvars(run_id=run_id):
-        return _Sync(rt, opts, run_id, lease).run()
+    with structlog.contextvars.bound_contextvars(run_id=run_id, instance=rt.settings.instance):
+        sync = _Sync(rt, opts, run_id, lease)
+        try:
+            return sync.run()
+        except RunInterrupted as exc:  # asked to stop before anything was written
+            sync.record_failure(exc)
+            return sync.interrupted(str(exc))
+        except Exception as exc:
+            if opts.apply:
+                sync.record_failure(exc)
+            raise
 
 
 class _Sync:
@@ -351,6 +378,7 @@ class _Sync:
         chosen = [compiled[n] for n in names if not self.opts.only or n in self.opts.only]
         self.schema = resolve_schema(self.rt.assets(), self.s.assets.schema_key, requirements(self.s))
         reads, full_sources = self._read_sources(chosen)
+        self._check_stop()
         works = [self._work(e, reads[e.entry.source], e.entry.source in full_sources) for e in chosen]
         self.by_name = {w.name: w for w in works}
         owners = self._owners(works)
@@ -368,6 +396,10 @@ class _Sync:
         if plan.verdict is not None and plan.verdict.refused:
             self._record("refused", plan, error=plan.verdict.reason)
             return self._result(plan, "refused", message=plan.verdict.reason)
+        reason = self._should_stop()
+        if reason:
+            self._record("interrupted", plan, error=reason)
+            return self._result(plan, "interrupted", message=reason)
         applied = apply_plan(
             plan,
             _Writer(self.rt, self.by_name),
@@ -377,6 +409,57 @@ class _Sync:
             should_stop=self._should_stop,
         )
         return self._finish(plan, works, reads, applied)
+
+    def _check_stop(self) -> None:
+        """Stop between phases when asked (SIGTERM, lost lease): nothing is written or committed."""
+        reason = self._should_stop() if self.opts.apply else None
+        if reason:
+            raise RunInterrupted(reason)
+
+    def interrupted(self, reason: str) -> RunResult:
+        """The result of a run stopped before its plan was built."""
+        mode: Literal["full", "incremental"] = "full" if self.opts.full else "incremental"
+        empty = Plan(mode=mode, changes=(), unchanged={}, complete={}, object_types={})
+        return RunResult(
+            run_id=self.run_id,
+            plan=empty,
+            outcome="interrupted",
+            schema=self.schema,
+            requests=self.rt.stats.by_service(),
+            duration_s=time.monotonic() - self.t0,
+            message=reason,
+        )
+
+    def record_failure(self, exc: BaseException) -> None:
+        """Record a sync that ended with an exception (never raises)."""
+        from importer.logs import scrub_text
+        from importer.state import RunRecord
+
+        outcome = "interrupted" if isinstance(exc, RunInterrupted) else "failed"
+        try:
+            self.rt.state.record_run(
+                RunRecord(
+                    run_id=self.run_id,
+                    instance=self.s.instance,
+                    started_at=self.started,
+                    finished_at=datetime.now(UTC),
+                    mode="full" if self.opts.full else "incremental",
+                    trigger=self.opts.trigger,
+                    outcome=outcome,
+                    requests=self.rt.stats.by_service(),
+                    error=scrub_text(f"{type(exc).__name__}: {exc}")[:500],
+                    holder=self.keeper.owner if self.keeper is not None else None,
+                )
+            )
+        except Exception as err:  # the state store may be what failed
+            _log.warning("run_record_failed", error_type=type(err).__name__)
+        _log.error(
+            "run_finished",
+            outcome=outcome,
+            error_type=type(exc).__name__,
+            duration_s=round(time.monotonic() - self.t0, 2),
+            requests=sum(self.rt.stats.by_service().values()),
+        )
 
     def _should_stop(self) -> str | None:
         if self.keeper is not None and self.keeper.lost:

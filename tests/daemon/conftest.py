@@ -68,10 +68,10 @@ class FakeRuns:
         self.calls.append(options)
         self.entered.set()
         started = datetime.now(UTC)
-        if self.raises is not None:
-            raise self.raises
         outcome = self.outcome
         error = None
+        if self.raises is not None:  # like run_sync: a sync that raises is recorded as failed first
+            outcome, error = "failed", f"{type(self.raises).__name__}: {self.raises}"
         if self.block:
             assert options.should_stop is not None
             while (reason := options.should_stop()) is None:
@@ -92,6 +92,8 @@ class FakeRuns:
                 holder=lease.owner if lease is not None else None,
             )
         )
+        if self.raises is not None:
+            raise self.raises
         return SimpleNamespace(
             outcome=outcome, plan=SimpleNamespace(mode=mode), duration_s=0.01, applied=self.applied
         )

@@ -134,6 +134,11 @@ def _wait(what: str, check: Any, timeout: float, daemons: list[Daemon] = ()) -> 
     raise AssertionError(f"timed out waiting for {what}\n{logs}")
 
 
+def _pid_of(holder: str) -> int:
+    """The process id in a lease holder name (``host:pid@pidns``)."""
+    return int(holder.rsplit(":", 1)[1].partition("@")[0])
+
+
 def _puts(sb: Sandbox) -> int:
     return sum(
         r["count"] for r in sb.stats()["requests"] if r["service"] == "assets" and r["method"] == "PUT"
@@ -200,7 +205,7 @@ def test_two_daemons_share_one_lease_and_take_over(
         _wait("a run in apply", lambda: _puts(sandbox) > puts, 3 * INTERVAL_S, daemons)
         holder = store.lease_info().owner
         assert holder is not None
-        victim = by_pid[int(holder.rsplit(":", 1)[1])]
+        victim = by_pid[_pid_of(holder)]
         survivor = next(d for d in daemons if d is not victim)
         signalled = datetime.now(UTC)
         victim.proc.send_signal(signal.SIGTERM)
@@ -213,7 +218,7 @@ def test_two_daemons_share_one_lease_and_take_over(
                 (
                     r
                     for r in store.list_runs(limit=50)
-                    if r.holder and r.holder.endswith(f":{survivor.pid}") and r.started_at > signalled
+                    if r.holder and _pid_of(r.holder) == survivor.pid and r.started_at > signalled
                 ),
                 None,
             )
@@ -254,9 +259,9 @@ def test_two_daemons_share_one_lease_and_take_over(
         assert slot in per_slot or busy, f"slot {start.isoformat()} did not run"
     # 4. Who ran what: both daemons worked; the victim's last run was interrupted, nothing committed.
     holders = Counter(r.holder for r in runs)
-    runs_by = {pid: sum(n for h, n in holders.items() if h and h.endswith(f":{pid}")) for pid in by_pid}
+    runs_by = {pid: sum(n for h, n in holders.items() if h and _pid_of(h) == pid) for pid in by_pid}
     assert all(n > 0 for n in runs_by.values()), runs_by
-    victim_runs = [r for r in runs if r.holder and r.holder.endswith(f":{victim.pid}")]
+    victim_runs = [r for r in runs if r.holder and _pid_of(r.holder) == victim.pid]
     assert victim_runs[-1].outcome == "interrupted"
     assert victim_runs[-1].error == "the daemon is stopping (received SIGTERM)"
     assert first.outcome == "success"

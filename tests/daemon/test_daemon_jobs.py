@@ -181,21 +181,18 @@ def test_job_skips_until_the_installation_is_open(make_daemon: MakeDaemon) -> No
     assert daemon.run_job(inst, "incremental") == "skipped:not_ready"
 
 
-def test_a_run_that_raises_is_recorded_as_failed_without_personal_data(make_daemon: MakeDaemon) -> None:
-    runs = FakeRuns(raises=RuntimeError("lookup of alice@example.com exploded"))
+def test_a_run_that_raises_does_not_stop_the_daemon(make_daemon: MakeDaemon) -> None:
+    runs = FakeRuns(raises=RuntimeError("lookup exploded"))
     daemon, inst = make_daemon(runner=runs)
     assert inst.runtime is not None
     with capture_logs() as logs:
         assert daemon.run_job(inst, "incremental") == "failed"
-    (record,) = inst.runtime.state.list_runs()
+    (record,) = inst.runtime.state.list_runs()  # recorded by the runner (run_sync records its failures)
     assert record.outcome == "failed"
-    assert record.trigger == "schedule"
-    assert record.mode == "incremental"
-    assert record.error is not None
-    assert "RuntimeError" in record.error
-    assert "alice@example.com" not in record.error
     assert _events(logs, "run_failed")[0]["error_type"] == "RuntimeError"
     assert inst.runtime.state.lease_info().released
+    runs.raises = None
+    assert daemon.run_job(inst, "incremental") == "success"
 
 
 def test_three_failed_runs_in_a_row_make_the_installation_unready(make_daemon: MakeDaemon) -> None:

@@ -193,3 +193,28 @@ def test_kill_9_in_the_middle_of_apply_leaves_no_duplicates(tmp_path: Path) -> N
         assert stats["objects"] == {"Entra User": 150, "Entra Device": 150}
         assert set(stats["duplicate_keys"].values()) == {0}
         assert env.run("plan", "--detailed-exitcode").code == 0
+
+
+def test_a_sync_that_stops_on_schema_drift_is_recorded_as_failed(env: Env) -> None:
+    assert env.run("sync").code == 0
+    answer = http_session(env.sb).post(
+        f"{env.sb.info()['control_url']}/assets/attributes/delete",
+        json={"type": "Entra User", "attribute": "Job Title"},
+    )
+    assert answer.status_code == 200, answer.text
+    before = env.objects("Entra User")
+    result = env.run("sync")
+    assert result.code == 1
+    assert "Job Title" in result.err
+    assert env.objects("Entra User") == before
+    from importer.config import load_settings
+    from importer.runtime import open_state
+
+    store = open_state(load_settings(env.config))
+    try:
+        last = store.list_runs(limit=1)[0]
+    finally:
+        store.close()
+    assert last.outcome == "failed"
+    assert last.error is not None
+    assert "SchemaDriftError" in last.error
