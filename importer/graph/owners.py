@@ -3,8 +3,9 @@
 ``$batch`` carries up to 20 ``GET /devices/{id}/registeredOwners?$select=id`` requests per POST;
 batches go out a few at a time from a thread pool. The outer POST goes through ``Http`` (retries,
 budget); the inner responses are judged here, because ``Http`` cannot see them: an inner 429 (or
-503/504) is retried after its own ``Retry-After``, spending from the run's retry budget; an inner
-404 means the device is gone, so it has no owner; any other inner error leaves that device's owner
+503/504) is retried after its own ``Retry-After``, spending from the run's retry budget (given
+back once the retried requests are answered, as ``Http`` does for its own retries); an inner 404
+means the device is gone, so it has no owner; any other inner error leaves that device's owner
 unknown and the read incomplete.
 
 Intune (``deviceManagement/managedDevices``) is one paged list joined on ``azureADDeviceId``, which
@@ -126,6 +127,7 @@ def _batch(client: GraphClient, chunk: list[str]) -> _Outcome:
     outcome = _Outcome()
     pending = {str(n): device_id for n, device_id in enumerate(chunk, start=1)}
     attempt = 0
+    spent = 0  # retry budget taken by this batch's inner retries; refunded once they are answered
     while pending:
         body = {
             "requests": [
@@ -158,9 +160,11 @@ def _batch(client: GraphClient, chunk: list[str]) -> _Outcome:
                 outcome.failed.extend(pending.values())
                 outcome.error = delay
                 return outcome
+            spent += http.budget.retry_cost
             _log.info("batch_throttled", route=_OWNERS_ROUTE, requests=len(pending), wait_s=round(delay, 3))
             http.stats.record_wait(delay)
             http.clock.sleep(delay)
+    http.budget.refund(spent)
     return outcome
 
 

@@ -131,6 +131,28 @@ def test_inner_retries_stop_when_the_budget_is_empty(
     assert len(clock.sleeps) == 1
 
 
+def test_answered_inner_retries_give_their_budget_back(
+    auth: GraphAuth, graph: FakeGraph, clock: FakeClock
+) -> None:
+    """A throttling storm spread over many batches costs only the retries that never got an answer."""
+    http = Http("graph", HttpSettings(max_retries=10), clock=clock, budget=RetryBudget(10))
+    client = GraphClient(http, auth, max_concurrency=1)
+    seen: set[str] = set()
+
+    def answer(reqs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for r in reqs:  # every request is throttled once, then answered
+            first = r["url"] not in seen
+            seen.add(r["url"])
+            out.append({"id": r["id"], "status": 429, "headers": {"Retry-After": "0"}} if first else _ok(r))
+        return out
+
+    graph.batch = answer
+    read = client.read_owners([f"dev-{n}" for n in range(100)])  # 5 batches, 5 inner retry rounds
+    assert read.complete, read.error
+    assert http.budget.tokens == 10
+
+
 @pytest.mark.parametrize(
     ("status", "body", "error_type"),
     [
