@@ -20,6 +20,8 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any, Protocol
 from urllib.parse import quote, quote_plus, unquote
 
+import structlog
+
 from importer.privacy import LOG_KIND, PSEUDONYM_RE
 
 __all__ = [
@@ -68,6 +70,7 @@ _lock = threading.Lock()
 _secrets: set[str] = set()
 _ordered: tuple[str, ...] = ()  # longest first, so no part of a longer secret is left over
 _pseudonymizer: _Pseudonymizer | None = None
+_by_instance: dict[str, _Pseudonymizer] = {}
 
 
 def register_secret(value: str) -> None:
@@ -86,16 +89,31 @@ def registered_secrets() -> frozenset[str]:
         return frozenset(_secrets)
 
 
-def set_pseudonymizer(pseudonymizer: _Pseudonymizer | None) -> None:
-    """Install the keyed pseudonymizer (built from the vault's pepper) used for personal values."""
+def set_pseudonymizer(pseudonymizer: _Pseudonymizer | None, *, instance: str | None = None) -> None:
+    """Install the keyed pseudonymizer (built from the vault's pepper) used for personal values.
+
+    With ``instance``, it is used for events bound to that installation (a daemon serving
+    several installations logs each one's people under that installation's own pepper, so
+    ``importer privacy pseudonym`` finds them); it also becomes the default for unbound events.
+    """
     global _pseudonymizer  # noqa: PLW0603 - one process-wide logging configuration
     _pseudonymizer = pseudonymizer
+    if instance is not None:
+        with _lock:
+            if pseudonymizer is None:
+                _by_instance.pop(instance, None)
+            else:
+                _by_instance[instance] = pseudonymizer
 
 
 def _pid(value: str) -> str:
-    if _pseudonymizer is None:
+    chosen = _pseudonymizer
+    if _by_instance:
+        bound = structlog.contextvars.get_contextvars().get("instance")
+        chosen = _by_instance.get(bound, chosen) if isinstance(bound, str) else chosen
+    if chosen is None:
         return "pid:unkeyed"  # before the vault is open there is no pepper: drop the value
-    return _pseudonymizer.pseudonym(value, kind=LOG_KIND)
+    return chosen.pseudonym(value, kind=LOG_KIND)
 
 
 # -- free text ----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ stop (SIGTERM, lost lease): in-flight writes finish, nothing new starts.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -160,7 +161,8 @@ class _Run:
                 if change is None:
                     exhausted = True
                     break
-                pending.add(pool.submit(self._one, change))
+                # structlog's bound context (run_id, instance) does not follow work into threads
+                pending.add(pool.submit(contextvars.copy_context().run, self._one, change))
             if not pending:
                 return
             done, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -305,7 +305,7 @@ def open_runtime(
     except (binascii.Error, ValueError):
         pepper = secrets[PEPPER].reveal().encode("utf-8")
     pseudonyms = Pseudonymizer(pepper)
-    set_pseudonymizer(pseudonyms)
+    set_pseudonymizer(pseudonyms, instance=settings.instance)
     store = state or open_state(settings)
     store.init()
     limiter = RateLimiter(settings.http.requests_per_minute)
