@@ -130,6 +130,9 @@ def _passphrase(settings: VaultSettings, environ: Mapping[str, str], path: Path)
             f"no encryption string for {path}: set {ENV_PASSPHRASE}, or {ENV_PASSPHRASE_FILE} to the path "
             "of a file that holds it, or vault.passphrase_file in the configuration",
         )
+    from importer.anonymize import register_secret
+
+    register_secret(found)  # the encryption string is redacted from every log line, like the secrets
     return found
 
 
