@@ -374,6 +374,8 @@ def parse_settings(
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or exc.__class__.__name__
         raise ConfigError(f"not valid YAML: {where}{problem}", source=label) from None
+    except RecursionError:  # the YAML parser recurses per nesting level
+        raise ConfigError("not valid YAML: nested too deeply to be a configuration", source=label) from None
     if raw is None:
         raise ConfigError("the file is empty", source=label)
     if not isinstance(raw, dict):
@@ -396,7 +398,18 @@ def parse_settings(
     return _with_paths_resolved(settings, base, source)
 
 
-def _interpolate(node: Any, path: str, env: Mapping[str, str], problems: list[ConfigProblem]) -> Any:
+def _interpolate(
+    node: Any,
+    path: str,
+    env: Mapping[str, str],
+    problems: list[ConfigProblem],
+    ancestors: frozenset[int] = frozenset(),
+) -> Any:
+    if isinstance(node, dict | list):
+        if id(node) in ancestors:  # `a: &x [*x]`: a YAML alias inside its own anchor
+            problems.append(ConfigProblem(path, "refers to itself (a recursive YAML &anchor / *alias)"))
+            return None
+        ancestors = ancestors | {id(node)}
     if isinstance(node, str):
 
         def sub(match: re.Match[str]) -> str:
@@ -412,9 +425,9 @@ def _interpolate(node: Any, path: str, env: Mapping[str, str], problems: list[Co
 
         return _ENV_RE.sub(sub, node)
     if isinstance(node, dict):
-        return {k: _interpolate(v, _join(path, k), env, problems) for k, v in node.items()}
+        return {k: _interpolate(v, _join(path, k), env, problems, ancestors) for k, v in node.items()}
     if isinstance(node, list):
-        return [_interpolate(v, f"{path}[{i}]", env, problems) for i, v in enumerate(node)]
+        return [_interpolate(v, f"{path}[{i}]", env, problems, ancestors) for i, v in enumerate(node)]
     return node
 
 

@@ -185,16 +185,17 @@ def _check_entry(
     key, label = entry.get("key", "Entra Object ID"), entry.get("label", "Name")
     raw_mark = entry.get("mark")
     mark: Mapping[str, Any] = raw_mark if isinstance(raw_mark, dict) else {}
-    if label not in attributes:
+    # Values not yet type-checked (pydantic reports their type) may be unhashable: test str only.
+    if isinstance(label, str) and label not in attributes:
         yield ConfigProblem(
             f"{base}.label", f"label attribute {label!r} must be one of the mapped attributes"
         )
-    if key in attributes:
+    if isinstance(key, str) and key in attributes:
         yield ConfigProblem(
             f"{base}.attributes.{key}", "this is the key attribute; the importer writes the Graph id into it"
         )
     mark_attr = mark.get("attribute", "Entra Status")
-    if mark_attr in attributes and (entry.get("missing") or "mark") == "mark":
+    if isinstance(mark_attr, str) and mark_attr in attributes and (entry.get("missing") or "mark") == "mark":
         yield ConfigProblem(
             f"{base}.attributes.{mark_attr}", "this is the mark attribute (mark.attribute); pick another name"
         )
@@ -221,7 +222,7 @@ def _check_attribute(
     field, template, reference = spec.get("from"), spec.get("template"), spec.get("reference")
     explicit = spec.get("type")
     if reference is not None:
-        if reference not in names:
+        if isinstance(reference, str) and reference not in names:
             known = ", ".join(sorted(str(n) for n in names)) or "none"
             yield ConfigProblem(path, f"unknown reference {reference!r} (mapped types: {known})")
         if field not in (None, "owner") or source != "devices":

@@ -153,6 +153,16 @@ def test_mapping_mistakes_are_found_at_load_time(attr: str, spec: dict[str, obje
     )
 
 
+@pytest.mark.parametrize("field", ["key", "label", "object_type"])
+def test_a_list_where_a_name_belongs_is_a_config_error(field: str) -> None:
+    data = example()
+    data["mapping"]["object_types"][0][field] = ["Entra Object ID"]
+    data["mapping"]["object_types"][1]["attributes"]["Owner"] = {"reference": ["users"]}
+    with pytest.raises(ConfigError) as info:
+        parse_settings(yaml.safe_dump(data))
+    assert any(p.path.startswith("mapping.object_types[") for p in info.value.problems)
+
+
 def test_filters_are_parsed_and_checked() -> None:
     data = example()
     data["mapping"]["object_types"][0]["filter"] = [
@@ -183,7 +193,17 @@ def test_yaml_tags_are_never_executed() -> None:
     assert found[0].startswith("not valid YAML")
 
 
-@pytest.mark.parametrize("text", ["", "- a\n- b\n", "instance: [unclosed\n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "- a\n- b\n",
+        "instance: [unclosed\n",
+        pytest.param("a: &x [*x]\n", id="recursive-alias"),
+        pytest.param("a: &x {b: *x}\n", id="recursive-mapping-alias"),
+        pytest.param("a: " + "[" * 3000 + "]" * 3000 + "\n", id="nested-too-deeply"),
+    ],
+)
 def test_malformed_documents_are_config_errors(text: str) -> None:
     with pytest.raises(ConfigError):
         parse_settings(text)
