@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -186,15 +186,40 @@ def _count_unchanged(inp: TypeInput, changes: Sequence[Change]) -> int:
     return sum(1 for sid in inp.desired if sid not in changed)
 
 
+class _Created(Mapping[str, tuple[object, object]]):
+    """A create's diff: ``(None, value)`` for every attribute with a value, in name order.
+
+    A view of the desired values rather than a copy: on a first run every object is a create,
+    and a copy in tuples cost about 1.5 KB an object (150 MB at 100,000 objects).
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, object]) -> None:
+        self._values = values
+
+    def __getitem__(self, attr: str) -> tuple[object, object]:
+        value = self._values[attr]
+        if value is None:
+            raise KeyError(attr)
+        return (None, value)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(a for a, v in self._values.items() if v is not None))
+
+    def __len__(self) -> int:
+        return sum(1 for v in self._values.values() if v is not None)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
 def _diff_type(inp: TypeInput) -> Iterable[Change]:
     for sid in sorted(inp.desired):
         want = inp.desired[sid]
         cur = inp.current.get(sid)
         label = inp.labels.get(sid) or (cur.label if cur else None)
         if cur is None:
-            created: dict[str, tuple[object, object]] = {
-                a: (None, v) for a, v in sorted(want.items()) if v is not None
-            }
             yield Change(
                 action="create",
                 type=inp.name,
@@ -202,7 +227,7 @@ def _diff_type(inp: TypeInput) -> Iterable[Change]:
                 source_id=sid,
                 object_id=None,
                 label=label,
-                diff=created,
+                diff=_Created(want),
             )
             continue
         diff = {}
