@@ -77,7 +77,8 @@ class _Cli(click.Group):
 def _fail(message: str, code: int) -> NoReturn:
     from importer.logs import scrub_text
 
-    click.echo(f"importer: {scrub_text(message)}", err=True)
+    # Our messages may span lines (every config problem, every schema drift): keep the breaks.
+    click.echo(f"importer: {scrub_text(message, multiline=True)}", err=True)
     sys.exit(code)
 
 

@@ -229,6 +229,7 @@ def test_cli_reports_every_problem_and_exits_4_without_traceback(tmp_path: Path)
     for key in ("http.timeout_s", "http.max_concurrency", "entra.cloud"):
         assert key in result.output
     assert "Traceback" not in result.output
+    assert "\n  - http.timeout_s: " in result.stderr  # one problem a line, not escaped line breaks
 
 
 def test_cli_config_check_accepts_the_example() -> None:
