@@ -23,6 +23,7 @@ from __future__ import annotations
 import email.utils
 import json
 import math
+import os
 import random
 import re
 import threading
@@ -342,7 +343,9 @@ class Http:
         self._headers = headers
         self.clock: Clock = clock or SystemClock()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._own_session = session is None
         self.session = session or self._new_session()
+        self._environ: dict[str, tuple[dict[str, str], str | bool]] = {}
 
     def _new_session(self) -> requests.Session:
         session = requests.Session()
@@ -352,7 +355,29 @@ class Http:
         session.mount("http://", adapter)
         session.headers["User-Agent"] = USER_AGENT
         session.headers["Accept"] = "application/json"
+        # requests would read proxies, CA bundle and ~/.netrc from the environment on every
+        # request (a tenth of the CPU of a large sync); `_environment` reads them once per origin.
+        # Without trust_env a ~/.netrc entry can no longer replace our Authorization header either.
+        session.trust_env = False
         return session
+
+    def _environment(self, url: str) -> tuple[dict[str, str] | None, str | bool]:
+        """Proxies and ``verify`` for ``url``, as requests would take them from the environment.
+
+        An explicit ``ca_bundle`` wins over REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE. Read once per
+        origin for our own sessions; an injected session keeps its own ``trust_env`` handling.
+        """
+        verify: str | bool = self.settings.ca_bundle or True
+        if not self._own_session:
+            return None, verify
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        found = self._environ.get(origin)
+        if found is None:
+            if verify is True:
+                verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+            found = self._environ[origin] = (requests.utils.get_environ_proxies(url), verify)
+        return found
 
     def close(self) -> None:
         """Close pooled connections."""
@@ -540,6 +565,7 @@ class Http:
         merged: dict[str, str] = dict(self._headers() if self._headers else {})
         if headers:
             merged.update(headers)
+        proxies, verify = self._environment(url)
         started = self.clock.monotonic()
         status: int | None = None
         try:
@@ -551,9 +577,8 @@ class Http:
                 data=data,
                 headers=merged,
                 timeout=(self.settings.connect_timeout_s, self.settings.timeout_s),
-                # An explicit bundle must win over REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, which
-                # requests would otherwise merge over a session-level `verify`.
-                verify=self.settings.ca_bundle or True,
+                proxies=proxies,
+                verify=verify,
             )
             status = resp.status_code
             return self._check(resp, method, route, expect_json=expect_json, accept=accept_statuses)
