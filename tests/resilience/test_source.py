@@ -67,6 +67,29 @@ def test_a_lost_device_permission_syncs_users_leaves_devices_alone_and_names_the
     synced.check(expected=expected)
 
 
+def test_a_device_permission_lost_after_users_were_read_names_it_and_the_next_run_completes(
+    synced: Twin,
+) -> None:
+    """Revoked between the reads and the owners ($batch): owners unknown, exit 1 naming the permission."""
+    synced.mutate(update_users=3, add_devices=4, update_devices=3)
+
+    def hook(request: SandboxRequest, original: Handler) -> SandboxResponse | None:
+        if request.path.endswith("/users/delta") and interceptor.count("/users/delta") == 1:
+            answer = original(request)
+            synced.sb.set_tenant(permissions=["User.Read.All"])  # users were read; devices before
+            return answer
+        return original(request)
+
+    with Interceptor(synced.sb, "graph", hook) as interceptor:
+        result = synced.env.run("sync")
+    assert result.code == 1, result.out
+    assert "Device.Read.All" in result.err, result.err
+    synced.sb.set_tenant(permissions=["User.Read.All", "Device.Read.All"])
+    again = synced.env.run("sync")
+    assert again.code == 0, again.err
+    synced.check()
+
+
 @pytest.mark.parametrize(
     "mode",
     [
@@ -79,6 +102,8 @@ def test_an_expired_delta_link_turns_into_a_full_run_by_itself(synced: Twin, mod
     synced.sb.set_tenant(delta_expiry_mode=mode, expire_delta_tokens=True)
     result = synced.env.run("sync")
     assert result.code == 0, result.err
+    assert "(full)" in result.out, result.out
+    assert "delta link had expired" in result.err, result.err
     expired = {r["status"] for r in synced.sb.stats()["requests"] if r["route"].endswith("/delta")}
     assert (410 if mode == "gone" else 400) in expired, expired
     synced.check()
