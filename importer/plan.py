@@ -27,6 +27,7 @@ __all__ = [
     "Plan",
     "TypeInput",
     "build_plan",
+    "differs",
     "guard",
     "type_order",
 ]
@@ -214,6 +215,24 @@ class _Created(Mapping[str, tuple[object, object]]):
         return repr(dict(self.items()))
 
 
+def _field_diff(
+    want: Mapping[str, object], now: Mapping[str, object], clear_on_null: frozenset[str]
+) -> dict[str, tuple[object, object]]:
+    diff = {}
+    for attr, value in sorted(want.items()):
+        if value is None and attr not in clear_on_null:
+            continue  # a null source value never blanks a good target value
+        old = now.get(attr)
+        if isinstance(value, Pending) or value != old:
+            diff[attr] = (old, value)
+    return diff
+
+
+def differs(want: Mapping[str, object], now: Mapping[str, object], clear_on_null: frozenset[str]) -> bool:
+    """Whether ``build_plan`` would update an object holding ``now`` to ``want`` (the same test)."""
+    return bool(_field_diff(want, now, clear_on_null))
+
+
 def _diff_type(inp: TypeInput) -> Iterable[Change]:
     for sid in sorted(inp.desired):
         want = inp.desired[sid]
@@ -230,13 +249,7 @@ def _diff_type(inp: TypeInput) -> Iterable[Change]:
                 diff=_Created(want),
             )
             continue
-        diff = {}
-        for attr, value in sorted(want.items()):
-            if value is None and attr not in inp.clear_on_null:
-                continue  # a null source value never blanks a good target value
-            now = cur.values.get(attr)
-            if isinstance(value, Pending) or value != now:
-                diff[attr] = (now, value)
+        diff = _field_diff(want, cur.values, inp.clear_on_null)
         if diff:
             yield Change(
                 action="update",
