@@ -561,7 +561,8 @@ class _Sync:
         if not owners.complete:
             self.owners_unknown = set(owners.failed)
             self.warnings.append(
-                f"device owners: {len(owners.failed)} could not be read; their owner is left as is"
+                f"device owners: {len(owners.failed)} could not be read ({owners.error}); "
+                "their owner is left as is"
             )
         return owners
 
