@@ -226,7 +226,8 @@ def test_a_damaged_state_file_is_named_and_nothing_is_written(synced: Twin, dama
 @pytest.mark.parametrize("damage", ["truncated", "bit-flip", "not-a-vault"])
 def test_a_damaged_vault_is_named_and_nothing_is_read_or_written(synced: Twin, damage: str) -> None:
     vault = _vault_file(synced)
-    data = bytearray(vault.read_bytes())
+    original = vault.read_bytes()
+    data = bytearray(original)
     if damage == "truncated":
         data = data[: len(data) // 2]
     elif damage == "bit-flip":
@@ -239,6 +240,10 @@ def test_a_damaged_vault_is_named_and_nothing_is_read_or_written(synced: Twin, d
     assert result.code == 4, result.out + result.err
     assert str(vault) in result.err or vault.name in result.err, result.err
     assert not synced.sb.stats()["requests"], "the importer talked to Entra or Assets without credentials"
+    vault.write_bytes(original)  # restored from backup: the next sync converges
+    synced.mutate(update_users=2)
+    assert synced.env.run("sync").code == 0
+    synced.check()
 
 
 # -- hostile names from Entra ---------------------------------------------------------------------
