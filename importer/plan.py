@@ -13,7 +13,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from importer.mapping import Ref
@@ -273,27 +273,22 @@ def _diff_type(inp: TypeInput) -> Iterable[Change]:
             continue  # never synced, or already deleted: nothing to remove
         reason = _REASONS.get(missing[sid], missing[sid])
         soft = missing[sid] == "changed"
+        removal: Action | None = None
+        marked: dict[str, tuple[object, object]] = {}
         if inp.missing == "delete" and not (soft and inp.mark_attribute):
-            yield Change(
-                action="delete",
-                type=inp.name,
-                object_type=inp.object_type,
-                source_id=sid,
-                object_id=cur.object_id,
-                label=cur.label,
-                diff={},
-                reason=reason,
-            )
+            removal = "delete"
         elif inp.mark_attribute and cur.values.get(inp.mark_attribute) != inp.mark_value:
-            diff = {inp.mark_attribute: (cur.values.get(inp.mark_attribute), inp.mark_value)}
+            removal = "mark"
+            marked = {inp.mark_attribute: (cur.values.get(inp.mark_attribute), inp.mark_value)}
+        if removal is not None:
             yield Change(
-                action="mark",
+                action=removal,
                 type=inp.name,
                 object_type=inp.object_type,
                 source_id=sid,
                 object_id=cur.object_id,
                 label=cur.label,
-                diff=diff,
+                diff=marked,
                 reason=reason,
             )
 
@@ -357,16 +352,7 @@ def guard(
         reason="; ".join(reasons) or None,
         approved=approved,
     )
-    return Plan(
-        mode=plan.mode,
-        changes=plan.changes,
-        unchanged=plan.unchanged,
-        complete=plan.complete,
-        object_types=plan.object_types,
-        warnings=plan.warnings,
-        plan_hash=plan.plan_hash,
-        verdict=verdict,
-    )
+    return replace(plan, verdict=verdict)
 
 
 def jsonable(value: object) -> object:
@@ -394,12 +380,4 @@ def _with_hash(plan: Plan) -> Plan:
         ]
         digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False, default=str).encode())
         digest.update(b"\n")
-    return Plan(
-        mode=plan.mode,
-        changes=plan.changes,
-        unchanged=plan.unchanged,
-        complete=plan.complete,
-        object_types=plan.object_types,
-        warnings=plan.warnings,
-        plan_hash=digest.hexdigest()[:16],
-    )
+    return replace(plan, plan_hash=digest.hexdigest()[:16])
