@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ import pytest
 from importer.assets.client import AssetsClient, BasicAuth
 from importer.assets.models import AssetsAttribute, AssetsObjectType, AttributeKind, ResolvedType
 from importer.http import Http, HttpSettings
+from tests.fakes import FakeClock
 
 FIXTURES = Path(__file__).resolve().parents[1] / "reference" / "assets-spec" / "fixtures"
 SPEC = (
@@ -30,27 +29,6 @@ BASE = f"{API}/jsm/assets/workspace/{WORKSPACE}/v1"
 def fixture(name: str) -> Any:
     """A JSON fixture extracted from the official OpenAPI document."""
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-class FakeClock:
-    """A clock that only moves when something sleeps."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def monotonic(self) -> float:
-        with self._lock:
-            return self.t
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.t += max(seconds, 0.0)
-
-    def now(self) -> datetime:
-        return datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC) + timedelta(seconds=self.t - 1000.0)
 
 
 class FakeSecret:

@@ -12,7 +12,6 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -23,6 +22,7 @@ import responses
 
 from importer.graph import ClientSecret, GraphAuth, GraphClient, reset_app_cache
 from importer.http import Http, HttpSettings
+from tests.fakes import FakeClock
 
 SAMPLES = Path(__file__).parent / "samples"
 TENANT = "00000000-0000-0000-0000-000000000001"  # the tenant of the fake-authority samples
@@ -35,27 +35,6 @@ GRAPH = "https://graph.microsoft.com"
 def sample(name: str) -> Any:
     """A sample body, parsed."""
     return json.loads((SAMPLES / name).read_text(encoding="utf-8"))
-
-
-class FakeClock:
-    """A clock that only moves when something sleeps."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def monotonic(self) -> float:
-        with self._lock:
-            return self.t
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.t += max(seconds, 0.0)
-
-    def now(self) -> datetime:
-        return datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC) + timedelta(seconds=self.t - 1000.0)
 
 
 @dataclass(frozen=True)
