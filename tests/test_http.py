@@ -30,29 +30,9 @@ from importer.http import (
     parse_retry_after,
     route_template,
 )
+from tests.fakes import FakeClock
 
 URL = "https://api.example.test/v1/things"
-
-
-class FakeClock:
-    """A clock that only moves when something sleeps."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def monotonic(self) -> float:
-        with self._lock:
-            return self.t
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.t += max(seconds, 0.0)
-
-    def now(self) -> datetime:
-        return datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC) + timedelta(seconds=self.t - 1000.0)
 
 
 def make_http(clock: FakeClock | None = None, **kw: object) -> Http:
@@ -325,6 +305,22 @@ def test_rate_limiter_holds_its_rate_across_threads() -> None:
     stamps.sort()
     for i in range(10, len(stamps)):  # any 11 consecutive grants span at least one second
         assert stamps[i] - stamps[i - 10] >= 1.0 - 1e-6
+
+
+def test_rate_limiter_never_grants_more_than_the_limit_in_any_sliding_minute() -> None:
+    """Atlassian counts a sliding minute: the default burst must not push any minute over the limit."""
+    clock = FakeClock()
+    limiter = RateLimiter(1000, clock=clock)
+    stamps = []
+    for _ in range(3000):
+        limiter.acquire()
+        stamps.append(clock.monotonic())
+    start = 0
+    for end, t in enumerate(stamps):
+        while stamps[start] <= t - 60.0:
+            start += 1
+        assert end - start + 1 <= 1000
+    assert stamps[-1] - stamps[0] < 3000 / 1000 * 60 * 1.02  # and only ~1% slower than the limit
 
 
 # -- real sockets: timeouts, dropped connections, CA bundle ---------------------------------
