@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,11 +27,25 @@ BAD_DAY: dict[str, Any] = {
 }
 
 
+_STRAGGLERS = re.compile(r"^(\d+) objects failed; they will be retried on the next run$", re.MULTILINE)
+
+
 def _sync_through_a_bad_day(twin: Twin, *, seed: int, **knobs: Any) -> float:
+    """Sync under the fault mix until done; returns the first run's duration.
+
+    The first run must finish (exit 0). One exception: an object whose every attempt (1 +
+    http.max_retries, about 0.18^7 per create) met a fault is left to the next run, which is the
+    designed recovery; then at most 1 in 1,000 objects may be left, and the next run, under the
+    same faults, must finish.
+    """
     twin.sb.set_faults(**{**BAD_DAY, **knobs}, seed=seed)  # both services
     started = time.monotonic()
     result = twin.env.run("sync")
     took = time.monotonic() - started
+    if result.code == 1 and (left := _STRAGGLERS.search(result.err)):
+        total = sum(twin.sb.stats()["objects"].values())
+        assert int(left.group(1)) <= max(1, total // 1000), result.err
+        result = twin.env.run("sync")
     assert result.code == 0, f"the sync did not ride out the faults:\n{result.out}\n{result.err}"
     twin.sb.set_faults(reset=True)
     return took
