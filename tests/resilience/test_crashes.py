@@ -110,6 +110,7 @@ def _points(rng: random.Random, twin: Twin, round_no: int) -> Point:
     return Point(phase, 1, full)
 
 
+# Each round changes at least one device, so an incremental run has an owners batch to crash in.
 CHANGES = [
     {"add_users": 2, "update_users": 4, "update_devices": 3},
     {"add_devices": 4, "update_users": 3, "soft_delete_devices": 1},
@@ -117,7 +118,7 @@ CHANGES = [
     {"reassign_owners": 3, "update_devices": 5, "add_users": 1},
     {"soft_delete_users": 1, "add_devices": 2, "update_users": 2},
     {"restore_users": 1, "update_devices": 6, "enable_users": 1},
-    {"hard_delete_devices": 1, "add_users": 2, "update_users": 3},
+    {"hard_delete_devices": 1, "add_users": 2, "update_users": 3, "update_devices": 1},
 ]
 
 
