@@ -6,9 +6,10 @@
     read        per source: follow the stored delta link, or a full delta round (first run,
                 --full, expired link, changed $select or mapping); device owners
     map         Graph records ─► desired values (pure); filtered-out records count as removed
-    current     full: every object of the type (AQL pages), type by type, and those already as
-                desired are set aside at once with their id (memory); incremental: the content
-                hash in the id map skips unchanged records, the rest are looked up by key (AQL IN)
+    current     full: every object of the type (AQL pages), type by type, after the type's own
+                normalise step, so that an object already as desired is kept as its id alone as
+                its page arrives (memory); incremental: the content hash in the id map skips
+                unchanged records, the rest are looked up by key (AQL IN)
     normalise   references ─► object ids (or Pending creates), emails ─► accountIds, values per kind
     plan/guard  importer.plan
     apply       importer.apply (only for sync; plan stops before)
@@ -31,6 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
 import structlog
@@ -53,6 +55,7 @@ from importer.plan import Current, Pending, Plan, TypeInput, build_plan, differs
 
 if TYPE_CHECKING:
     from importer.assets import AssetsObject, ResolvedSchema, ResolvedType, TypeRequirement
+    from importer.assets.models import NormValue
     from importer.config import Settings
     from importer.graph import OwnersRead, SourceRead
     from importer.runtime import Runtime
@@ -71,6 +74,7 @@ __all__ = [
 
 _log = structlog.get_logger("importer.sync")
 _PREFETCH_ACCOUNTS = 20  # more unresolved emails than this: list all accounts once instead
+_AS_DESIRED: Mapping[str, NormValue] = MappingProxyType({})  # values of an object read as already desired
 Outcome = Literal["planned", "success", "partial", "failed", "refused", "interrupted"]
 
 
@@ -398,11 +402,15 @@ class _Sync:
         if self.accounts.pending(self._account_keys(works)) > _PREFETCH_ACCOUNTS:
             self.accounts.prefetch()  # one request per 1,000 accounts instead of one per email
         for work in self._dependency_order(works):
-            if work.full:
-                self._load_current(work)  # every object of the type, then at once...
-            self._normalise(work)
-            if work.full:
-                self._set_aside_unchanged(work)  # ...only those that differ are kept whole
+            if not work.full:
+                self._normalise(work)
+            elif any(a.reference == work.name for a in work.entry.attributes):
+                self._load_current(work)  # its references to itself need its objects' ids first
+                self._normalise(work)
+                self._set_aside_unchanged(work)
+            else:
+                self._normalise(work)  # first: the read then keeps only the ids of objects as desired
+                self._load_current(work, set_aside=True)
         for work in works:
             work.raw.clear()  # normalised (work.desired holds the same dicts); the plan needs only that
         plan = self._plan(works)
@@ -583,12 +591,14 @@ class _Sync:
         for rec in work.read.removed:
             work.removed[rec.id] = rec.removed or "deleted"
 
-    def _load_current(self, work: _Work) -> None:
+    def _load_current(self, work: _Work, *, set_aside: bool = False) -> None:
         objects = self.rt.objects()
         if work.full:
-            result = objects.read_objects(work.rtype)
+            result = objects.read_objects(work.rtype, compact=self._as_desired(work) if set_aside else None)
             work.current = dict(result.objects)
             work.managed = len(result.objects)
+            if set_aside:
+                self._set_aside_unchanged(work)
             if result.unkeyed:
                 self.warnings.append(
                     f"{work.name}: {len(result.unkeyed)} objects without {work.entry.entry.key} "
@@ -609,6 +619,18 @@ class _Sync:
         work.stale = {sid for sid in work.removed if sid in known and sid not in work.current}
         work.managed = self.rt.state.count_id_map(work.name)
 
+    def _as_desired(self, work: _Work) -> Callable[[AssetsObject], AssetsObject]:
+        """For ``read_objects``: an object already as desired is kept without its values."""
+        clear = frozenset(a.name for a in work.entry.attributes if a.clear_on_null)
+
+        def compact(obj: AssetsObject) -> AssetsObject:
+            want = work.desired.get(obj.key or "")
+            if want is None or differs(want, obj.values, clear):
+                return obj
+            return replace(obj, label=None, values=_AS_DESIRED)
+
+        return compact
+
     def _set_aside_unchanged(self, work: _Work) -> None:
         """Full runs: objects already as desired leave the plan's inputs now, keeping only their id.
 
@@ -620,7 +642,10 @@ class _Sync:
         same = [
             sid
             for sid, want in work.desired.items()
-            if sid in work.current and not differs(want, work.current[sid].values, clear)
+            if sid in work.current
+            and (
+                work.current[sid].values is _AS_DESIRED or not differs(want, work.current[sid].values, clear)
+            )
         ]
         for sid in same:
             work.same[sid] = work.current.pop(sid).id

@@ -17,7 +17,7 @@ on. 401/403 (``ApiAuthError``) end the run.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,22 +104,34 @@ class AssetsObjects:
                 seen.add(obj.id)
                 yield obj
 
-    def read_objects(self, type: ResolvedType, *, page_size: int = 500) -> ReadResult:
-        """All objects of ``type`` by key, with unkeyed objects and duplicate keys reported."""
+    def read_objects(
+        self,
+        type: ResolvedType,
+        *,
+        page_size: int = 500,
+        compact: Callable[[AssetsObject], AssetsObject] | None = None,
+    ) -> ReadResult:
+        """All objects of ``type`` by key, with unkeyed objects and duplicate keys reported.
+
+        ``compact`` sees each keyed object as its page arrives and returns what to keep of it (a
+        caller that already knows what it wants may keep a bare id instead of every value).
+        """
         objects: dict[str, AssetsObject] = {}
         dupes: dict[str, list[AssetsObject]] = {}
         unkeyed: list[str] = []
-        for obj in self.iter_objects(type, page_size=page_size):
-            if obj.key is None:
-                unkeyed.append(obj.object_key or obj.id)
+        for found in self.iter_objects(type, page_size=page_size):
+            key = found.key
+            if key is None:
+                unkeyed.append(found.object_key or found.id)
                 continue
-            other = objects.get(obj.key)
+            obj = compact(found) if compact is not None else found
+            other = objects.get(key)
             if other is None:
-                objects[obj.key] = obj
+                objects[key] = obj
                 continue
-            dupes.setdefault(obj.key, [other]).append(obj)
+            dupes.setdefault(key, [other]).append(obj)
             if _id_order(obj) < _id_order(other):
-                objects[obj.key] = obj
+                objects[key] = obj
         duplicates = {k: tuple(sorted(v, key=_id_order)) for k, v in dupes.items()}
         _log.info(
             "objects_read",
