@@ -146,7 +146,7 @@ def markdown_f(doc: dict[str, Any]) -> str:
         "",
         f"Speed-up from concurrency 8 over 1: **{doc['speedup_limited']}x with the 1,000/min limit**, "
         f"**{doc['speedup_unlimited']}x without it**. At 1,000 requests a minute, "
-        f"{size:,} creates cannot take less than {size / LIMIT:.0f} minute(s) whatever the "
+        f"{size:,} creates cannot take less than {size / LIMIT * 60:.0f} s whatever the "
         "concurrency: concurrency can only hide latency until the limit is reached.",
         "",
     ]
