@@ -20,9 +20,12 @@ LIMIT = 1000  # (f): Atlassian requests per minute
 
 def environment(load_before: tuple[float, float, float]) -> dict[str, Any]:
     """Machine, date, commit and load: what a reader needs to judge the numbers."""
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO, check=False
-    ).stdout.strip()
+    commit = (
+        os.environ.get("BENCH_COMMIT")
+        or subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO, check=False
+        ).stdout.strip()
+    )  # BENCH_COMMIT: a run from an exported tree (no .git) names its commit
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cores": os.cpu_count(),

@@ -24,16 +24,19 @@ NOTES = """
 Produced by `make bench SIZE=...` (`bench/run.py`); `make bench SIZE=all` reproduces every table
 below. Each size's section carries the date, commit and machine load of its own run.
 
-**How it is measured.** The sandbox (`importer.sandbox.Sandbox`, seed 7, half users, half devices)
-runs in the benchmark driver's process; the importer (`importer sync`) and the baseline each run
-as a separate child process (`bench/child.py`), which records its own peak RSS and user+system
-CPU with `getrusage(RUSAGE_SELF)` at exit. Wall time is spawn-to-exit seen by the driver
-(interpreter start and imports included). **Request counts are the sandbox's** (`/_sandbox/stats`
-counters, reset before each run), never the importer's own. "Atlassian" means everything the
-sandbox's `assets` service answered: Assets REST plus Jira's user search; "Graph+login" is Graph
-and the Entra authority (MSAL). For (a)–(e) the importer's limiter is raised to 100,000/min (the
-config's maximum; the sandbox config sets 20,000/min) so that it is not what is measured; the
-sandbox enforces no limit there. `http.max_concurrency` is 8 (the default). (b) and (d) change
+**How it is measured.** The sandbox (`importer.sandbox.Sandbox`, seed 7, half users, half
+devices) runs in the benchmark driver's process; the importer (`importer sync`) and the baseline
+each run as a separate child process (`bench/child.py`), which records its own user+system CPU
+with `getrusage(RUSAGE_SELF)` and its peak RSS from `/proc/self/status` `VmHWM` at exit (Linux
+keeps `ru_maxrss` across exec, so a child of the driver, which holds the sandbox, would report the
+driver's high-water mark: 313 MB for a 13 MB child of a 300 MB parent). Wall time is
+spawn-to-exit seen by the driver (interpreter start and imports included). **Request counts
+are the sandbox's** (`/_sandbox/stats` counters, reset before each run), never the importer's
+own. "Atlassian" means everything the sandbox's `assets` service answered: Assets REST plus
+Jira's user search; "Graph+login" is Graph and the Entra authority (MSAL). For (a)–(e) the
+importer's limiter is raised to 100,000/min (the config's maximum; the sandbox config sets
+20,000/min) so that it is not what is measured; the sandbox enforces no limit there.
+`http.max_concurrency` is 8 (the default). (b) and (d) change
 nothing, so they run three times (`--repeat`) and the median run is shown.
 
 **Scenarios**, in order on one sandbox: (a) initial sync after `schema apply` (not counted);
