@@ -12,8 +12,8 @@ and ``misfire_grace_time=300``. A job:
 2. takes the lease (``LeaseKeeper(..., wait_s=0)``); when another host holds it, logs the holder
    (``host:pid``) and skips;
 3. skips when a scheduled run of the same slot already happened (another host was faster);
-4. runs ``run_sync`` with ``should_stop`` wired to the stop flag. A run that raises is recorded
-   as ``failed`` (sync records every run that ends normally).
+4. runs ``run_sync`` with ``should_stop`` wired to the stop flag (sync records every run, a run
+   that raises as ``failed``; the daemon counts it and carries on).
 
 Signals: the first SIGTERM or SIGINT stops taking jobs, asks the running sync to stop (apply
 finishes its in-flight writes and submits no more, the run commits nothing and is recorded as
