@@ -156,9 +156,16 @@ def markdown_f(doc: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def targets(docs: dict[int, dict[str, Any]], f_docs: dict[int, dict[str, Any]]) -> list[tuple[str, str, str]]:
-    """(target, measured, verdict) for each target the issue sets."""
-    out: list[tuple[str, str, str]] = []
+def _fixed_cost(m: dict[str, Any]) -> tuple[int, int]:
+    """Schema reads and AQL look-ups of a run (what a small change pays on top of its writes)."""
+    schema = sum(n for k, n in m["requests"].items() if "/objectschema/" in k or "/config/statustype" in k)
+    aql = sum(n for k, n in m["requests"].items() if k.endswith("/object/aql"))
+    return schema, aql
+
+
+def targets(docs: dict[int, dict[str, Any]], f_docs: dict[int, dict[str, Any]]) -> list[tuple[str, ...]]:
+    """(target, measured, verdict, why) for each target the issue sets."""
+    out: list[tuple[str, ...]] = []
 
     def row(size: int, key: str) -> dict[str, Any] | None:
         return next((r for r in docs.get(size, {}).get("rows", []) if r["scenario"] == key), None)
@@ -169,38 +176,62 @@ def targets(docs: dict[int, dict[str, Any]], f_docs: dict[int, dict[str, Any]]) 
     b = row(100_000, "b")
     if b:
         m = b["importer"]
-        out.append(
-            ("(b) at 100k: ≤ 10 requests, < 3 s", f"{m['requests_total']} requests, {m['wall_s']:.2f} s",
-             verdict(m["requests_total"] <= 10 and m["wall_s"] < 3))
-        )  # fmt: skip
+        ok = m["requests_total"] <= 10 and m["wall_s"] < 3
+        got = f"{m['requests_total']} requests, {m['wall_s']:.2f} s"
+        out.append(("(b) at 100k: ≤ 10 requests, < 3 s", got, verdict(ok), ""))
     for key, limit in (("a", 1.05), ("c", 1.1), ("e", 1.1)):
         for size in sorted(docs):
             r = row(size, key)
-            if r:
-                got = r["importer"]["requests_by_service"]["assets"] / r["lower_bound_atlassian"]
-                out.append(
-                    (
-                        f"({key}) at {size:,}: Atlassian requests ≤ {limit}x bound",
-                        f"{got:.3f}x",
-                        verdict(got <= limit),
-                    )
+            if not r:
+                continue
+            m, bound = r["importer"], r["lower_bound_atlassian"]
+            got = m["requests_by_service"]["assets"] / bound
+            why = ""
+            if got > limit:
+                schema, aql = _fixed_cost(m)
+                why = (
+                    f"{schema} schema reads and {aql} AQL requests a run on top of a bound of {bound:,}; "
+                    f"the same run at 10k and 100k is within {limit}x"
                 )
-    a = row(100_000, "a")
-    if a:
-        peak = max(r["importer"]["max_rss_mb"] for r in docs[100_000]["rows"])
-        out.append(("peak RSS < 300 MB at 100k (any scenario)", f"{peak:.0f} MB", verdict(peak < 300)))
+            out.append(
+                (
+                    f"({key}) at {size:,}: Atlassian requests ≤ {limit}x bound",
+                    f"{got:.3f}x",
+                    verdict(got <= limit),
+                    why,
+                )
+            )
+    if 100_000 in docs:
+        peak = max(docs[100_000]["rows"], key=lambda r: r["importer"]["max_rss_mb"])
+        mb = peak["importer"]["max_rss_mb"]
+        out.append(
+            (
+                "peak RSS < 300 MB at 100k (any scenario)",
+                f"{mb:.0f} MB ({peak['scenario']})",
+                verdict(mb < 300),
+                "",
+            )
+        )
     for size, f in sorted(f_docs.items()):
-        limited = [r for r in f["results"] if r["assets_per_minute"]]
-        over = max((r["importer"]["max_assets_requests_in_60s"] for r in limited), default=0)
-        n429 = sum(r["importer"]["throttled_429"] for r in limited)
+        limited = {r["max_concurrency"]: r for r in f["results"] if r["assets_per_minute"]}
+        over = max((r["importer"]["max_assets_requests_in_60s"] for r in limited.values()), default=0)
+        n429 = sum(r["importer"]["throttled_429"] for r in limited.values())
+        why = ""
+        if (f["speedup_limited"] or 0) < 5 and 1 in limited:
+            floor = limited[1]["floor_s_at_limit"]
+            why = (
+                f"{limited[1]['lower_bound_atlassian']:,} requests at 1,000/min need {floor:.0f} s at least; "
+                f"concurrency 1 already takes {limited[1]['importer']['wall_s']:.0f} s, "
+                "so 8 cannot be 5x faster "
+                f"(without the limit it is {f['speedup_unlimited']}x faster)"
+            )
         out.append(
             (f"(f) at {size:,}: concurrency 8 ≥ 5x faster than 1 (with the limit)",
-             f"{f['speedup_limited']}x",
-             verdict((f["speedup_limited"] or 0) >= 5))
+             f"{f['speedup_limited']}x", verdict((f["speedup_limited"] or 0) >= 5), why)
         )  # fmt: skip
         out.append(
             (f"(f) at {size:,}: never over 1,000 Atlassian requests in 60 s", f"max {over}, {n429} x 429",
-             verdict(over <= LIMIT and n429 == 0))
+             verdict(over <= LIMIT and n429 == 0), "sandbox-side count of accepted Assets requests")
         )  # fmt: skip
     return out
 
@@ -227,8 +258,8 @@ def render_results(notes: str) -> str:
     out = ["# Benchmark results", "", notes.strip(), ""]
     checks = targets(docs, f_docs)
     if checks:
-        out += ["## Targets", "", "| target | measured | |", "|---|---|---|"]
-        out += [f"| {t} | {m} | {v} |" for t, m, v in checks]
+        out += ["## Targets", "", "| target | measured | | why |", "|---|---|---|---|"]
+        out += ["| " + " | ".join(c) + " |" for c in checks]
         out.append("")
     out += ["## Request cost, time and memory", ""]
     out += [markdown_size(docs[size]) for size in sorted(docs)]
