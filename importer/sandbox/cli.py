@@ -69,8 +69,10 @@ def serve(
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         sb.start()
-        # --write-config: the config writer belongs to importer.config (not built yet); the key
-        # stays in the JSON (null until a file is written) so callers can rely on it.
+        if write_config is not None:  # config, vault and key file: `importer --config PATH plan` works
+            from importer.sandbox.configfile import write_config as write_config_file
+
+            sb.config_path = str(write_config_file(sb.info(), write_config))
         sys.stdout.write(json.dumps(sb.info()) + "\n")
         sys.stdout.flush()
         while not stop.wait(0.2):
