@@ -9,14 +9,12 @@
     │   ├── SchemaDriftError            Assets schema no longer matches the mapping (before any write)
     │   ├── SourceIncompleteError       a source read did not finish; no removals may be planned
     │   ├── PagingLoopError             a server repeated a paging link
-    │   ├── AbortRunError               too many per-object failures, or auth lost mid-apply
-    │   └── LeaseLostError              another worker fenced us out; commit nothing
+    │   ├── LeaseLostError              another worker fenced us out; commit nothing
+    │   └── RunInterrupted (sync.py)    asked to stop (SIGTERM, lease lost) before anything was written
     ├── RetriableError         (1)      transient: the next run (or a later retry) may succeed
     │   └── RetryBudgetExceeded         the retry budget or the maximum wait ran out
     ├── SkippableError         (1)      one object failed; the run goes on and reports it
-    ├── GuardRefusedError      (3)      the deletion guard refused the plan
-    ├── LeaseHeldError         (5)      another run holds the lease
-    └── NotLandedError         (1)      a verb whose capability has not been built yet
+    └── LeaseHeldError         (5)      another run holds the lease
 
     ApiError (mixin with status, service, method, route, request id; never a response body)
     ├── ApiAuthError        401/403  -> FatalError (or CredentialError at start-up)
@@ -43,7 +41,6 @@ __all__ = [
     "EXIT_LEASE",
     "EXIT_OK",
     "EXIT_PLAN_CHANGES",
-    "AbortRunError",
     "ApiAuthError",
     "ApiClientError",
     "ApiError",
@@ -54,11 +51,9 @@ __all__ = [
     "ConfigProblem",
     "CredentialError",
     "FatalError",
-    "GuardRefusedError",
     "ImporterError",
     "LeaseHeldError",
     "LeaseLostError",
-    "NotLandedError",
     "PagingLoopError",
     "RetriableError",
     "RetryBudgetExceeded",
@@ -146,10 +141,6 @@ class PagingLoopError(FatalError):
         super().__init__(f"paging loop: the server repeated a next link for {route}")
 
 
-class AbortRunError(FatalError):
-    """The apply phase was aborted (auth lost, or too many objects failing)."""
-
-
 class LeaseLostError(FatalError):
     """Our lease was taken over (fencing token outdated); nothing may be committed."""
 
@@ -166,20 +157,10 @@ class SkippableError(ImporterError):
     """One object failed; the run carries on and reports it."""
 
 
-class GuardRefusedError(ImporterError):
-    """The deletion guard refused a plan with too many removals."""
-
-    exit_code = EXIT_GUARD
-
-
 class LeaseHeldError(ImporterError):
     """Another run holds the lease for this installation."""
 
     exit_code = EXIT_LEASE
-
-
-class NotLandedError(ImporterError):
-    """The verb exists but its capability has not been built yet."""
 
 
 class ApiError(ImporterError):

@@ -45,7 +45,8 @@ def test_serve_prints_its_details_first_and_stops_cleanly_on_a_signal(
             assert proc.stderr is not None
             info = json.loads(proc.stdout.readline())
             assert info.keys() >= KEYS
-            assert info["config"] is None  # the config writer is not wired in yet
+            assert info["config"] == str((tmp_path / "config.yaml").resolve())
+            assert (tmp_path / "config.vault").stat().st_mode & 0o777 == 0o600
             assert Path(info["ca_bundle"]).parent == tmp_path / "state"
             assert len(users_seen_by_a_client(info)) == 5
             proc.send_signal(sig)
