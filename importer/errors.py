@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 __all__ = [
     "EXIT_CONFIG",
@@ -196,6 +196,19 @@ class ApiError(ImporterError):
         self.detail = detail
         self.server_messages = tuple(server_messages)
         super().__init__(self._summary())
+
+    def origin(self) -> dict[str, Any]:
+        """Where the error came from (service, method, route, status, request id, code), as
+        keyword arguments: for an error of another class or with another detail about the same
+        response."""
+        return {
+            "service": self.service,
+            "method": self.method,
+            "route": self.route,
+            "status": self.status,
+            "request_id": self.request_id,
+            "code": self.code,
+        }
 
     def _summary(self) -> str:
         status = f"HTTP {self.status}" if self.status is not None else "no response"

@@ -274,12 +274,7 @@ def _named(type: ResolvedType, exc: ApiClientError) -> ApiClientError:
         else f"{type.name}: object rejected"
     )
     return ApiClientError(
-        service=exc.service,
-        method=exc.method,
-        route=exc.route,
-        status=exc.status,
-        request_id=exc.request_id,
-        code=exc.code,
+        **exc.origin(),
         fields=fields,
         detail=detail,
         server_messages=exc.server_messages,

@@ -90,12 +90,7 @@ class GraphClient:
             except ApiAuthError as exc:
                 if exc.status == 401 and attempt == 2:
                     raise ApiAuthError(
-                        service=exc.service,
-                        method=exc.method,
-                        route=exc.route,
-                        status=exc.status,
-                        request_id=exc.request_id,
-                        code=exc.code,
+                        **exc.origin(),
                         detail="Graph refused a freshly issued token: check entra.cloud and entra.graph_url",
                     ) from exc
                 if exc.status != 401:

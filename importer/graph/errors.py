@@ -43,15 +43,7 @@ class GraphPermissionError(ApiAuthError):
     def __init__(self, base: ApiError, *, permission: str) -> None:
         self.permission = permission
         self.fix = f"grant the application permission {permission} and admin consent"
-        super().__init__(
-            service=base.service,
-            method=base.method,
-            route=base.route,
-            status=base.status,
-            request_id=base.request_id,
-            code=base.code,
-            detail=self.fix,
-        )
+        super().__init__(**base.origin(), detail=self.fix)
 
 
 class DeltaLinkExpiredError(SourceIncompleteError):
