@@ -189,10 +189,15 @@ def targets(docs: dict[int, dict[str, Any]], f_docs: dict[int, dict[str, Any]]) 
             why = ""
             if got > limit:
                 schema, aql = _fixed_cost(m)
-                why = (
-                    f"{schema} schema reads and {aql} AQL requests a run on top of a bound of {bound:,}; "
-                    f"the same run at 10k and 100k is within {limit}x"
-                )
+                why = f"{schema} schema reads and {aql} AQL requests a run on top of a bound of {bound:,}"
+                within = [
+                    f"{other:,}"
+                    for other in sorted(docs)
+                    if (o := row(other, key))
+                    and o["importer"]["requests_by_service"]["assets"] / o["lower_bound_atlassian"] <= limit
+                ]
+                if within:
+                    why += f"; the same run at {' and '.join(within)} is within {limit}x"
             out.append(
                 (
                     f"({key}) at {size:,}: Atlassian requests ≤ {limit}x bound",

@@ -95,7 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-write", action="store_true", help="print only; leave the JSON files and RESULTS.md"
     )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="run nothing: rebuild bench/RESULTS.md from the JSON files present",
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        (report.BENCH / "RESULTS.md").write_text(report.render_results(NOTES), encoding="utf-8")
+        print("wrote bench/RESULTS.md", file=sys.stderr)
+        return 0
     sizes = _sizes(args.size)
     f_size = args.f_size if args.f_size is not None else (10_000 if args.size == "all" else 1_000)
 
