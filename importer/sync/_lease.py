@@ -1,4 +1,13 @@
-"""The installation's lease, held for one run and renewed in the background."""
+"""The installation's lease, held for one run and renewed in the background.
+
+The keeper renews every third of the lease's duration. A renewal refused because another worker
+took the lease over loses it at once. A renewal that fails for any other reason (the state store
+is unreachable) is retried until the lease would expire: the keeper counts the lease as valid up
+to a *safe deadline*, the monotonic time just before the last successful acquire or renew plus
+the duration minus a safety margin (a fifth of the duration, at most 30 s: the clock drift and the
+renewal's own latency). Past that deadline ``lost`` says so, even while a renewal is still
+hanging, so apply stops writing before another host can take the lease.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +23,12 @@ if TYPE_CHECKING:
     from importer.runtime import Runtime
     from importer.state import Lease
 
-__all__ = ["LeaseKeeper", "RunInterrupted"]
+__all__ = ["EXPIRED", "LeaseKeeper", "RunInterrupted"]
 
 _log = structlog.get_logger("importer.sync")
+_MARGIN_SHARE = 0.2  # of the lease's duration, kept back from its expiry ...
+_MARGIN_MAX_S = 30.0  # ... but never more than this
+EXPIRED = "the lease expired while the state store was unreachable"
 
 
 def _dead_local_holder(owner: str | None) -> str | None:
@@ -57,20 +69,33 @@ class LeaseKeeper:
         self.rt = rt
         self.owner = owner
         self.duration = rt.settings.state.lease_s
+        self.margin_s = min(self.duration * _MARGIN_SHARE, _MARGIN_MAX_S)
         self.wait_s = wait_s
         self.poll_s = poll_s
         self.lease: Lease | None = None
-        self.lost: str | None = None
+        self._lost: str | None = None
+        self._valid_until = 0.0  # monotonic: the safe deadline of the lease as last confirmed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+
+    @property
+    def lost(self) -> str | None:
+        """Why the lease is no longer ours (taken over, or expired unrenewed), or ``None``."""
+        with self._lock:
+            running = self.lease is not None and not self._stop.is_set()
+            if self._lost is None and running and time.monotonic() >= self._valid_until:
+                self._lost = EXPIRED
+            return self._lost
 
     def __enter__(self) -> LeaseKeeper:
         deadline = time.monotonic() + self.wait_s
         while True:
             dead = _dead_local_holder(self.rt.state.lease_info().owner)
+            asked_at = time.monotonic()  # the store starts the lease's time no earlier than this
             self.lease = self.rt.state.acquire_lease(self.owner, duration_s=self.duration, take_over=dead)
             if self.lease is not None:
+                self._valid_until = asked_at + self.duration - self.margin_s
                 if dead:
                     _log.warning("lease_taken_over", previous_holder=dead, reason="process no longer runs")
                 break
@@ -88,17 +113,35 @@ class LeaseKeeper:
         return self
 
     def _renew(self) -> None:
-        while not self._stop.wait(self.duration / 3):
+        while not self._stop.wait(self._next_wait()):
+            if self.lost is not None:  # expired while the previous renewal hung
+                _log.error("lease_lost", reason=self.lost)
+                return
+            asked_at = time.monotonic()
             try:
-                with self._lock:
-                    assert self.lease is not None
-                    self.lease = self.rt.state.renew_lease(self.lease, duration_s=self.duration)
+                renewed = self.rt.state.renew_lease(self.current(), duration_s=self.duration)
             except LeaseLostError as exc:
-                self.lost = f"the lease was taken over by another worker ({exc})"
-                _log.error("lease_lost")
+                with self._lock:
+                    self._lost = f"the lease was taken over by another worker ({exc})"
+                _log.error("lease_lost", reason="taken over")
                 return
             except Exception as exc:  # a state outage: keep trying until the lease would expire
+                if self.lost is not None:
+                    _log.error("lease_lost", reason=self.lost, error=type(exc).__name__)
+                    return
                 _log.warning("lease_renew_failed", error=type(exc).__name__)
+                continue
+            with self._lock:
+                self.lease = renewed  # what __exit__ releases
+                if self._lost is not None:  # too late: the run was already told to stop
+                    return
+                self._valid_until = asked_at + self.duration - self.margin_s
+
+    def _next_wait(self) -> float:
+        """A third of the duration; after failed renewals, no later than the safe deadline."""
+        with self._lock:
+            left = self._valid_until - time.monotonic()
+        return max(0.0, min(self.duration / 3, left))
 
     def current(self) -> Lease:
         """The lease as last renewed."""
@@ -110,7 +153,7 @@ class LeaseKeeper:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        if self.lease is not None and self.lost is None:
+        if self.lease is not None and self.lost in (None, EXPIRED):  # the store releases only our own
             try:
                 self.rt.state.release_lease(self.current())
                 _log.info("lease_released")
