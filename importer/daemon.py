@@ -7,8 +7,10 @@ store decides who works. Per installation there is an ``incremental`` and a ``fu
 and ``misfire_grace_time=300``. A job:
 
 1. skips when the daemon is stopping, when the installation is not open yet (config, vault or
-   state failing), or when the other job of the same installation is running in this process
-   (an incremental job skips; a full job waits for the incremental one to finish);
+   state failing), or when the other job of the same installation is running in this process:
+   an incremental job skips (also while a full job waits to start, since the full run covers
+   its slot); a full job waits for the incremental one to finish, however long it takes, and
+   only a stop ends the wait (``misfire_grace_time`` bounds when a job may start, not this wait);
 2. takes the lease (``LeaseKeeper(..., wait_s=0)``); when another host holds it, logs the holder
    (``host:pid``) and skips;
 3. skips when a scheduled run of the same slot already happened (another host was faster);
@@ -335,14 +337,21 @@ class Daemon:
                     self._active_cond.notify_all()
 
     def _lock(self, inst: Installation, kind: JobKind) -> bool:
-        """The in-process lock of an installation: an incremental job never waits, a full one does."""
+        """The in-process lock of an installation: an incremental job never waits, a full one does.
+
+        The full job waits until the lock is free or the daemon stops; while it waits, incremental
+        jobs skip, so that a stream of short incremental runs cannot keep the daily full run out.
+        """
         if kind == "incremental":
-            return inst.run_lock.acquire(blocking=False)
-        deadline = time.monotonic() + JOB_DEFAULTS["misfire_grace_time"]
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            if inst.run_lock.acquire(timeout=0.25):
-                return True
-        return False
+            return not inst.full_waiting.is_set() and inst.run_lock.acquire(blocking=False)
+        inst.full_waiting.set()
+        try:
+            while not self._stop.is_set():
+                if inst.run_lock.acquire(timeout=0.25):
+                    return True
+            return False
+        finally:
+            inst.full_waiting.clear()
 
     def _with_lease(self, inst: Installation, rt: Runtime, kind: JobKind, slot: datetime | None) -> str:
         try:

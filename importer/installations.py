@@ -9,8 +9,9 @@ The daemon runs one ``Installation`` per configuration file. Each step reports t
 - ``refresh``: probe the state store and judge the last runs (checks ``state`` and ``runs``);
 - ``sweep``: the daily retention sweep of state records and log files.
 
-It also answers the questions a run job asks the state store: who holds the lease, whether a
-slot already ran, and it records a run that raised before sync could record it.
+It also answers the questions a run job asks the state store: who holds the lease, and whether
+a slot already ran. It records no runs: sync records each run itself, a run that raises as
+``failed``.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class Installation:
     runtime: Runtime | None = None
     triggers: dict[str, SlotTrigger] = field(default_factory=dict)
     run_lock: threading.Lock = field(default_factory=threading.Lock)
+    full_waiting: threading.Event = field(default_factory=threading.Event)  # a full job waits for run_lock
     keeper: LeaseKeeper | None = None  # the lease of the run in progress, if any
 
     def load(

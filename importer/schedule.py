@@ -6,6 +6,12 @@ expression (minute hour day-of-month month day-of-week, in ``schedule.timezone``
 
 - Cron day-of-week numbers keep their crontab meaning (0 and 7 are Sunday, 1 is Monday).
   APScheduler 3.x counts from Monday, so numbers are translated to day names first.
+- Day of month and day of week combine as in crontab: when both are restricted (neither field
+  starts with ``*``), a day that matches *either* fires (``0 3 1 * 1``: the 1st of each month
+  and every Monday). APScheduler's ``CronTrigger`` would require both, so such an expression
+  becomes an ``OrTrigger`` of two cron triggers. When either field starts with ``*`` (``*``,
+  ``*/2``), both must match, as crontab does too.
+- ``@every`` takes more than zero seconds and at most 366 days (``@every 8784h``).
 - ``@every`` slots are aligned on multiples of the interval since 2000-01-01 00:00 UTC, so every
   host computes the same slots (``@every 15m`` fires at :00, :15, :30 and :45).
 - A small jitter (at most 5 s, at most a tenth of the interval) is added to each fire time so
@@ -24,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -43,18 +50,25 @@ ANCHOR = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_JITTER_S = 5.0
 _EVERY_RE = re.compile(r"^@every\s+(\d+(?:\.\d+)?)\s*(s|m|h)$")
 _UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0}
+_MAX_EVERY_S = 366 * 86400.0  # longer intervals overflow the slot arithmetic (year 9999)
 _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab numbering: 0 = Sunday
 _APS_ORDER = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def parse_every(expr: str) -> float | None:
-    """Seconds of an ``@every N{s,m,h}`` expression, or ``None`` for anything else."""
+    """Seconds of an ``@every N{s,m,h}`` expression, or ``None`` for anything else.
+
+    Raises:
+        ValueError: the interval is zero, or longer than 366 days.
+    """
     match = _EVERY_RE.match(expr.strip())
     if match is None:
         return None
     seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
     if seconds <= 0:
         raise ValueError(f"{expr!r}: the interval must be longer than zero")
+    if seconds > _MAX_EVERY_S:
+        raise ValueError(f"{expr!r}: the interval must be at most 366 days (@every 8784h)")
     return seconds
 
 
@@ -98,15 +112,32 @@ def crontab_weekdays(field: str) -> str:
 
 
 def base_trigger(expr: str, timezone: str) -> Any:
-    """The trigger of one expression, without jitter (``CronTrigger`` or aligned ``IntervalTrigger``)."""
+    """The trigger of one expression, without jitter.
+
+    A ``CronTrigger`` (an ``OrTrigger`` of two when day of month and day of week are both
+    restricted, see the module docstring) or an aligned ``IntervalTrigger``. This is also what
+    the configuration's validation calls, so an expression the config accepts always schedules.
+
+    Raises:
+        ValueError: the expression is not a valid cron or ``@every`` expression.
+    """
     seconds = parse_every(expr)
     if seconds is not None:
         return IntervalTrigger(seconds=seconds, start_date=ANCHOR, timezone=timezone)
     fields = expr.split()
     if len(fields) != 5:
         raise ValueError(f"{expr!r}: expected 5 cron fields (minute hour day month weekday) or '@every 15m'")
-    fields[4] = crontab_weekdays(fields[4])
-    return CronTrigger.from_crontab(" ".join(fields), timezone=timezone)
+    minute, hour, day, month, weekday = fields
+
+    def cron(days: str, weekdays: str) -> CronTrigger:
+        return CronTrigger(
+            minute=minute, hour=hour, day=days, month=month, day_of_week=weekdays, timezone=timezone
+        )
+
+    weekdays = crontab_weekdays(weekday)
+    if day.startswith("*") or weekday.startswith("*"):
+        return cron(day, weekdays)
+    return OrTrigger([cron(day, "*"), cron("*", weekdays)])
 
 
 def jitter_for(expr: str) -> float:

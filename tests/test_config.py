@@ -238,6 +238,102 @@ def test_cli_config_check_accepts_the_example() -> None:
     assert "valid" in result.output
 
 
+# -- schedule expressions are read by the daemon's own parser ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "expr", "expected"),
+    [
+        pytest.param("incremental", "@every 0s", "the interval must be longer than zero", id="zero-seconds"),
+        pytest.param("full", "@every 0.0m", "the interval must be longer than zero", id="zero-minutes"),
+        pytest.param("incremental", "@every 100000000h", "at most 366 days", id="overflows"),
+        pytest.param("full", "0 3 * * 8", "day of week", id="weekday-8"),
+    ],
+)
+def test_a_schedule_the_daemon_cannot_run_is_a_config_error(key: str, expr: str, expected: str) -> None:
+    data = example()
+    data["schedule"][key] = expr  # type: ignore[index]
+    found = problems_of(yaml.safe_dump(data))
+    assert any(p.startswith(f"schedule.{key}: ") and expected in p for p in found), found
+
+
+@pytest.mark.parametrize("verb", [["config", "check"], ["status"]])
+def test_a_zero_interval_exits_4_naming_the_key(tmp_path: Path, verb: list[str]) -> None:
+    """``config check`` refuses ``@every 0s``, and ``status`` reports it instead of a traceback."""
+    data = example()
+    data["schedule"]["incremental"] = "@every 0s"  # type: ignore[index]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(main, ["--config", str(bad), *verb])
+    assert result.exit_code == 4, result.output
+    assert "schedule.incremental: invalid interval: '@every 0s'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_either_day_cron_expressions_are_accepted() -> None:
+    data = example()
+    data["schedule"]["full"] = "0 3 1 * 1"  # type: ignore[index]
+    assert parse_settings(yaml.safe_dump(data)).schedule.full == "0 3 1 * 1"
+
+
+# -- secret references name what the vault can store -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        pytest.param("assets", "api_token", id="secret-only"),
+        pytest.param("entra", "tenant_id", id="plain-or-secret"),
+        pytest.param("assets", "email", id="email"),
+    ],
+)
+@pytest.mark.parametrize("ref", ["secret:Jira-Token.v2", "secret:9lives", "secret:" + "a" * 64])
+def test_a_secret_name_the_vault_cannot_store_is_refused(section: str, key: str, ref: str) -> None:
+    """``config check`` refuses what ``importer secrets set`` could never store, naming the key."""
+    data = example()
+    data[section][key] = ref  # type: ignore[index]
+    found = problems_of(yaml.safe_dump(data))
+    assert [p for p in found if p.startswith(f"{section}.{key}: ")] == [
+        f"{section}.{key}: the name after secret: cannot be stored in the vault: use lower-case letters, "
+        "digits and _, starting with a letter, at most 63 characters (e.g. secret:jira_api_token)"
+    ]
+
+
+def test_every_accepted_secret_name_is_one_the_vault_stores() -> None:
+    from importer.config import secret_name
+    from importer.vault._format import _NAME
+
+    settings = load_settings(EXAMPLE)
+    refs = [settings.assets.api_token, settings.entra.client_secret, settings.entra.tenant_id]
+    assert all(ref is not None and _NAME.fullmatch(secret_name(ref)) for ref in refs)
+    assert config_json_schema()["$defs"]["AssetsSettings"]["properties"]["api_token"]["pattern"] == (
+        "^secret:([a-z][a-z0-9_]{0,62})$"
+    )
+
+
+# -- the vault's master keys --------------------------------------------------------------------
+
+
+def test_kms_required_without_a_key_is_reported_with_every_other_problem(tmp_path: Path) -> None:
+    """``config check`` says what ``secrets list`` would fail on later, alongside the other mistakes."""
+    data = example()
+    data["vault"]["require"] = ["kms"]  # type: ignore[index]
+    data["http"]["timeout_s"] = -1  # type: ignore[index]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(main, ["--config", str(bad), "config", "check"])
+    assert result.exit_code == 4, result.output
+    assert "2 configuration problems" in result.output
+    assert "vault.require: lists kms, but vault.kms_key_id is not set" in result.output
+    assert "http.timeout_s: " in result.output
+
+
+def test_kms_required_with_a_key_is_valid() -> None:
+    data = example()
+    data["vault"].update(require=["passphrase", "kms"], kms_key_id="alias/importer")  # type: ignore[attr-defined]
+    assert parse_settings(yaml.safe_dump(data)).vault.require == ["passphrase", "kms"]
+
+
 _scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.text(max_size=20), st.floats(allow_nan=False)
 )

@@ -8,28 +8,43 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from importer.vault._format import _NAME as _VAULT_NAME  # the names a vault can store
 
 ENV_CONFIG = "IMPORTER_CONFIG"
-_SECRET_RE = re.compile(r"^secret:([A-Za-z0-9_.\-]+)$")
+_REF_PREFIX = "secret:"
+_SECRET_RE = re.compile(rf"{_REF_PREFIX}({_VAULT_NAME.pattern})")  # used with fullmatch
+_NAME_FORM = "lower-case letters, digits and _, starting with a letter, at most 63 characters"
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_EVERY_RE = re.compile(r"^@every\s+(\d+(?:\.\d+)?)\s*(s|m|h)$")
 
 
 def is_secret_ref(value: object) -> bool:
     """True for a ``secret:NAME`` reference."""
-    return isinstance(value, str) and bool(_SECRET_RE.match(value))
+    return isinstance(value, str) and bool(_SECRET_RE.fullmatch(value))
 
 
 def secret_name(value: str) -> str:
     """The vault name in a ``secret:NAME`` reference."""
-    match = _SECRET_RE.match(value)
+    match = _SECRET_RE.fullmatch(value)
     if not match:
         raise ValueError(f"not a secret reference: {value!r}")
     return match.group(1)
 
 
+def _storable_name(value: str) -> str:
+    """Refuse a ``secret:NAME`` whose NAME the vault could never store (it would never resolve)."""
+    if value.startswith(_REF_PREFIX) and not is_secret_ref(value):
+        # the name is not repeated: it may be a secret pasted after "secret:" by mistake
+        raise ValueError(
+            f"the name after secret: cannot be stored in the vault: use {_NAME_FORM} "
+            "(e.g. secret:jira_api_token)"
+        )
+    return value
+
+
 def _must_be_secret_ref(value: str) -> str:
+    _storable_name(value)
     if not is_secret_ref(value):
         raise ValueError(
             "must be a vault reference like secret:NAME; secrets are never written in the config "
@@ -41,8 +56,10 @@ def _must_be_secret_ref(value: str) -> str:
 SecretRef = Annotated[
     str,
     AfterValidator(_must_be_secret_ref),
-    Field(json_schema_extra={"pattern": r"^secret:[A-Za-z0-9_.\-]+$"}),
+    Field(json_schema_extra={"pattern": f"^{_SECRET_RE.pattern}$"}),
 ]
+# A plain value or a vault reference (tenant and client ids, the Atlassian email).
+PlainOrSecret = Annotated[str, AfterValidator(_storable_name)]
 
 
 class _Model(BaseModel):
@@ -62,8 +79,8 @@ class EntraCertificate(_Model):
 class EntraSettings(_Model):
     """Microsoft Entra ID: the tenant, the app registration and the cloud."""
 
-    tenant_id: str = Field(description="tenant GUID or domain, or secret:NAME")
-    client_id: str = Field(description="application (client) id, or secret:NAME")
+    tenant_id: PlainOrSecret = Field(description="tenant GUID or domain, or secret:NAME")
+    client_id: PlainOrSecret = Field(description="application (client) id, or secret:NAME")
     client_secret: SecretRef | None = Field(None, description="vault reference to the client secret value")
     certificate: EntraCertificate | None = Field(
         None, description="certificate credential instead of a secret"
@@ -104,7 +121,7 @@ class AssetsSettings(_Model):
     auth: Literal["basic", "pat"] = Field(
         "basic", description="basic (email + API token) or pat (Data Center)"
     )
-    email: str | None = Field(None, description="Atlassian account email, or secret:NAME")
+    email: PlainOrSecret | None = Field(None, description="Atlassian account email, or secret:NAME")
     api_token: SecretRef = Field(description="vault reference to the API token (or the PAT)")
     schema_key: str = Field("ENTRA", alias="schema", description="object schema key")
 
@@ -144,6 +161,18 @@ class VaultConfig(_Model):
         description="master keys that must all be present; default: kms if a key is set, else passphrase",
     )
 
+    @field_validator("require")
+    @classmethod
+    def _kms_needs_a_key(
+        cls, value: list[Literal["passphrase", "kms"]] | None, info: ValidationInfo
+    ) -> list[Literal["passphrase", "kms"]] | None:
+        # kms_key_id is validated first (field order); when it failed, that error says enough
+        if value and "kms" in value and "kms_key_id" in info.data and not info.data["kms_key_id"]:
+            raise ValueError(
+                "lists kms, but vault.kms_key_id is not set (the AWS KMS key that wraps the data key)"
+            )
+        return value
+
 
 class StateConfig(_Model):
     """Where runs keep delta links, the id map, run records and the lease."""
@@ -157,7 +186,10 @@ class StateConfig(_Model):
 
 
 class ScheduleConfig(_Model):
-    """When the daemon runs (cron expressions, or `@every 30s` / `@every 15m` / `@every 2h`)."""
+    """When the daemon runs (cron expressions, or `@every 30s` / `@every 15m` / `@every 2h`).
+
+    Each expression is checked with the daemon's own parser (``importer.schedule.base_trigger``).
+    """
 
     incremental: str | None = "*/15 * * * *"
     full: str | None = "0 3 * * *"
@@ -166,17 +198,15 @@ class ScheduleConfig(_Model):
     @field_validator("incremental", "full")
     @classmethod
     def _when(cls, value: str | None) -> str | None:
-        if value is None or _EVERY_RE.match(value.strip()):
+        if value is None:
             return value
-        fields = value.split()
-        if len(fields) != 5:
-            raise ValueError("a 5-field cron expression (minute hour day month weekday) or '@every 15m'")
-        from importer.schedule import base_trigger  # the scheduler's own reading (crontab weekdays)
+        from importer.schedule import base_trigger  # the daemon's own reading, so it never refuses
 
         try:
             base_trigger(value, "UTC")
         except ValueError as exc:
-            raise ValueError(f"invalid cron expression: {exc}") from None
+            kind = "interval" if value.strip().startswith("@") else "cron expression"
+            raise ValueError(f"invalid {kind}: {exc}") from None
         return value
 
     @field_validator("timezone")

@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 from importer.daemon import JOB_DEFAULTS, Daemon, describe_error, find_configs
 from importer.errors import ApiServerError, ConfigError
 from importer.schedule import SlotTrigger
+from importer.sync import RunOptions
 from tests.daemon.conftest import Exits, FakeRuns, MakeDaemon, fake_config
 
 
@@ -176,6 +177,60 @@ def test_full_job_waits_for_the_incremental_one(make_daemon: MakeDaemon) -> None
     assert results == ["success"]
 
 
+def test_full_job_runs_after_an_incremental_run_that_outlasts_the_grace_time(
+    make_daemon: MakeDaemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daily full run is not lost when the 03:00 incremental run takes longer than the grace time."""
+    monkeypatch.setitem(JOB_DEFAULTS, "misfire_grace_time", 0.2)  # stands in for 300 s
+    runs = FakeRuns()
+    incremental_running, finish_incremental = threading.Event(), threading.Event()
+
+    def runner(rt: object, options: RunOptions, *, lease: object = None) -> object:
+        if not options.full:
+            incremental_running.set()
+            finish_incremental.wait(10)  # a long incremental run
+        return runs(rt, options, lease=lease)
+
+    daemon, inst = make_daemon(runner=runner)
+    assert inst.runtime is not None
+    slot = datetime.now(UTC) - timedelta(seconds=1)  # both jobs fire for the same slot
+    inst.triggers["incremental"] = inst.triggers["full"] = _at_slot(slot)  # type: ignore[assignment]
+    results: dict[str, str] = {}
+    incremental = threading.Thread(
+        target=lambda: results.update(incremental=daemon.run_job(inst, "incremental"))
+    )
+    incremental.start()
+    assert incremental_running.wait(5)
+    full = threading.Thread(target=lambda: results.update(full=daemon.run_job(inst, "full")))
+    full.start()
+    time.sleep(1.0)  # five grace times
+    assert "full" not in results  # still waiting, not skipped as busy
+    # another incremental slot meanwhile skips rather than taking the lock before the full run
+    assert daemon.run_job(inst, "incremental") == "skipped:busy"
+    finish_incremental.set()
+    incremental.join(5)
+    full.join(5)
+    assert results == {"incremental": "success", "full": "success"}
+    assert [r.mode for r in inst.runtime.state.list_runs()] == ["full", "incremental"]
+
+
+def test_a_stop_ends_the_full_jobs_wait(make_daemon: MakeDaemon) -> None:
+    """SIGTERM while the full job waits for a running incremental one: the full job gives up at once."""
+    daemon, inst = make_daemon(runner=FakeRuns())
+    inst.run_lock.acquire()  # the incremental run
+    results: list[str] = []
+    worker = threading.Thread(target=lambda: results.append(daemon.run_job(inst, "full")))
+    try:
+        worker.start()
+        time.sleep(0.3)
+        daemon.request_stop("received SIGTERM")
+        worker.join(5)
+        assert results == ["skipped:stopping"]
+        assert not inst.full_waiting.is_set()
+    finally:
+        inst.run_lock.release()
+
+
 def test_job_skips_until_the_installation_is_open(make_daemon: MakeDaemon) -> None:
     daemon, inst = make_daemon(opened=False, runner=FakeRuns())
     assert daemon.run_job(inst, "incremental") == "skipped:not_ready"
@@ -305,6 +360,16 @@ def test_no_loadable_config_is_an_error(tmp_path: Path, exits: Exits) -> None:
     daemon = Daemon([bad], listen=None, configure_logs=False, hard_exit=exits)
     with pytest.raises(ConfigError):
         daemon.load()
+
+
+def test_a_zero_interval_is_a_config_error_naming_the_key(tmp_path: Path, exits: Exits) -> None:
+    """``@every 0s`` stops ``importer run`` at load (exit 4, the key named), not in the scheduler."""
+    path = fake_config(tmp_path, schedule={"incremental": "@every 0s", "full": None})
+    daemon = Daemon([path], listen=None, configure_logs=False, hard_exit=exits)
+    with pytest.raises(ConfigError) as info:
+        daemon.load()
+    assert info.value.exit_code == 4
+    assert "schedule.incremental: invalid interval: '@every 0s'" in str(info.value)
 
 
 def test_a_wrong_key_leaves_the_daemon_up_but_unready(make_daemon: MakeDaemon) -> None:

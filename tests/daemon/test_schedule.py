@@ -65,6 +65,29 @@ def test_cron_sunday_is_sunday() -> None:
     assert fire.date() == datetime(2026, 12, 6).date()
 
 
+def test_day_of_month_or_weekday_fires_on_either_as_in_crontab() -> None:
+    """``0 3 1 * 1`` runs on the 1st of each month and on every Monday, not only on Monday the 1st."""
+    trigger = build_trigger("0 3 1 * 1", "UTC", rng=random.Random(3))  # what the daemon schedules
+    fire = trigger.get_next_fire_time(None, SUNDAY)
+    slots = []
+    for _ in range(4):
+        slots.append(trigger.slot_at(fire))
+        fire = trigger.get_next_fire_time(fire, fire)
+    assert [s.date().isoformat() if s else None for s in slots] == [
+        "2026-11-30",  # Monday
+        "2026-12-01",  # the 1st, a Tuesday
+        "2026-12-07",  # Monday
+        "2026-12-14",  # Monday
+    ]
+    assert next_slots("0 3 1 * 1", "UTC", now=SUNDAY, count=4) == slots  # `importer status` agrees
+
+
+def test_a_day_field_starting_with_a_star_still_combines_with_the_weekday() -> None:
+    """As in crontab: ``*/2`` does not count as restricted, so odd days that are Mondays."""
+    dates = [s.date().isoformat() for s in next_slots("0 3 */2 * 1", "UTC", now=SUNDAY, count=3)]
+    assert dates == ["2026-12-07", "2026-12-21", "2027-01-11"]
+
+
 @pytest.mark.parametrize(
     ("expr", "seconds"),
     [
@@ -93,7 +116,9 @@ def test_cron_expressions_are_not_every() -> None:
     assert parse_every("*/15 * * * *") is None
 
 
-@pytest.mark.parametrize("expr", ["* * * *", "61 * * * *", "0 3 * * 9"])
+@pytest.mark.parametrize(
+    "expr", ["* * * *", "61 * * * *", "0 3 * * 9", "@every 0s", "@every 0.0m", "@every 8785h"]
+)
 def test_invalid_expressions_raise(expr: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - APScheduler's messages vary by field
         base_trigger(expr, "UTC")
