@@ -321,9 +321,14 @@ class Daemon:
         with structlog.contextvars.bound_contextvars(instance=inst.name, job=kind):
             if self._stop.is_set():
                 return self._skip(inst, kind, "stopping")
+            if inst.runtime is None:
+                # Opening (vault, state) may outlast the first interval on a slow start; its
+                # slot waits for the first attempt rather than being skipped.
+                while not inst.open_attempted.wait(0.25) and not self._stop.is_set():
+                    pass
             rt = inst.runtime
             if rt is None:
-                return self._skip(inst, kind, "not_ready")
+                return self._skip(inst, kind, "stopping" if self._stop.is_set() else "not_ready")
             if not self._lock(inst, kind):
                 return self._skip(inst, kind, "stopping" if self._stop.is_set() else "busy")
             with self._active_cond:

@@ -75,6 +75,9 @@ class Installation:
     triggers: dict[str, SlotTrigger] = field(default_factory=dict)
     run_lock: threading.Lock = field(default_factory=threading.Lock)
     full_waiting: threading.Event = field(default_factory=threading.Event)  # a full job waits for run_lock
+    # Set once the first attempt to open has ended (opened or not): a job that fires while the
+    # daemon is still opening waits for it instead of skipping its slot as not_ready.
+    open_attempted: threading.Event = field(default_factory=threading.Event)
     keeper: LeaseKeeper | None = None  # the lease of the run in progress, if any
 
     def load(
@@ -103,6 +106,12 @@ class Installation:
 
     def open(self, readiness: Readiness, metrics: DaemonMetrics) -> None:
         """Decrypt the vault, open the state store and wire the runtime (each step a check)."""
+        try:
+            self._open(readiness, metrics)
+        finally:
+            self.open_attempted.set()
+
+    def _open(self, readiness: Readiness, metrics: DaemonMetrics) -> None:
         settings = self.settings
         assert settings is not None
         try:

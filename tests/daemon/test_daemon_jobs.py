@@ -231,9 +231,34 @@ def test_a_stop_ends_the_full_jobs_wait(make_daemon: MakeDaemon) -> None:
         inst.run_lock.release()
 
 
-def test_job_skips_until_the_installation_is_open(make_daemon: MakeDaemon) -> None:
+def test_job_skips_when_the_installation_could_not_be_opened(make_daemon: MakeDaemon) -> None:
     daemon, inst = make_daemon(opened=False, runner=FakeRuns())
+    inst.open_attempted.set()  # an attempt ended without a runtime (broken vault, state down)
     assert daemon.run_job(inst, "incremental") == "skipped:not_ready"
+
+
+def test_a_job_that_fires_while_opening_waits_for_the_open_and_runs(make_daemon: MakeDaemon) -> None:
+    runs = FakeRuns()
+    daemon, inst = make_daemon(opened=False, runner=runs)
+    results: list[str] = []
+    worker = threading.Thread(target=lambda: results.append(daemon.run_job(inst, "incremental")))
+    worker.start()
+    time.sleep(0.5)
+    assert results == []  # still waiting: the first slot is not lost to a slow start
+    daemon.open_pending()
+    worker.join(10)
+    assert results == ["success"]
+
+
+def test_a_stop_ends_the_wait_for_the_open(make_daemon: MakeDaemon) -> None:
+    daemon, inst = make_daemon(opened=False, runner=FakeRuns())
+    results: list[str] = []
+    worker = threading.Thread(target=lambda: results.append(daemon.run_job(inst, "incremental")))
+    worker.start()
+    time.sleep(0.3)
+    daemon.request_stop("received SIGTERM")
+    worker.join(5)
+    assert results == ["skipped:stopping"]
 
 
 def test_a_run_that_raises_does_not_stop_the_daemon(make_daemon: MakeDaemon) -> None:
