@@ -35,6 +35,8 @@ __all__ = [
     "installation_item",
     "run_from_item",
     "run_item",
+    "sweep_item",
+    "swept_at_s",
 ]
 
 
@@ -177,6 +179,16 @@ def run_from_item(item: Item, instance: str) -> RunRecord:
         error=_opt(item, "error"),
         holder=_opt(item, "holder"),
     )
+
+
+def sweep_item(keys: Keys, swept_at_s: int) -> Item:
+    """The item noting when this instance's records were last swept (no TTL: it is kept)."""
+    return {**keys.key(keys.main, "sweep"), "kind": s("sweep"), "swept_at_s": n(swept_at_s)}
+
+
+def swept_at_s(item: Item) -> int:
+    """When the last sweep ran (epoch seconds)."""
+    return int(item["swept_at_s"]["N"])
 
 
 def approval_item(keys: Keys, a: Approval, expires: int) -> Item:

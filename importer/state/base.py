@@ -17,7 +17,10 @@ What a sync run needs from state, and the rules every backend keeps:
   Nobody re-enters a held lease, not even the same owner string.
 - Run records and approvals expire ``retention_days`` after their own timestamp (the run's
   start, the approval's time); cached accounts ``account_ttl_days`` after they were cached.
-  Reads never return an expired record, and ``sweep`` deletes them.
+  Reads never return an expired record, and ``sweep`` deletes them and notes when it ran, so
+  that ``sweep_if_due`` (called after every committed sync) sweeps at most once a day.
+- An approval is one-shot: the commit of the run that applied the approved plan deletes it
+  (``consumed_approval``), in the same fenced write as the run's watermark.
 - Every method is synchronous and safe to call from several threads.
 """
 
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from importer.state._codec import check_name
@@ -82,8 +85,13 @@ class StateStore(Protocol):
         deltas: Mapping[str, DeltaState | None],
         id_maps: Mapping[str, IdMapChanges],
         run: RunRecord,
+        consumed_approval: str | None = None,
     ) -> None:
-        """Write a finished run's results, fenced by ``lease``; ``None`` in ``deltas`` deletes one."""
+        """Write a finished run's results, fenced by ``lease``; ``None`` in ``deltas`` deletes one.
+
+        ``consumed_approval`` names the plan hash whose approval this run used up: the stored
+        approval, if any, is deleted with the rest.
+        """
 
     def record_run(self, run: RunRecord) -> None:
         """Write the record of a run that ends without a commit (failed, refused, interrupted)."""
@@ -134,6 +142,9 @@ class StateStore(Protocol):
     def sweep(self, now: datetime | None = None) -> int:
         """Delete expired run records, approvals and cached accounts; returns how many."""
 
+    def sweep_if_due(self, *, every: timedelta, now: datetime | None = None) -> int | None:
+        """``sweep`` unless the last sweep was less than ``every`` ago; ``None`` when not due."""
+
 
 @runtime_checkable
 class ReportsInit(Protocol):
@@ -159,6 +170,7 @@ class CommitInput:
     deltas: dict[str, DeltaState | None]
     id_maps: dict[str, IdMapWrite]
     run: RunRecord
+    consumed_approval: str | None = None
 
 
 def check_commit(
@@ -167,8 +179,11 @@ def check_commit(
     deltas: Mapping[str, DeltaState | None],
     id_maps: Mapping[str, IdMapChanges],
     run: RunRecord,
+    consumed_approval: str | None = None,
 ) -> CommitInput:
     """Materialise and validate a commit's input, so that a bad value fails before any write."""
+    if consumed_approval == "":
+        raise ValueError("consumed_approval must be a plan hash, not empty")
     if lease is not None and lease.instance != instance:
         raise ValueError(f"lease is for instance {lease.instance!r}, not {instance!r}")
     if run.instance != instance:
@@ -195,7 +210,9 @@ def check_commit(
         checked_maps[object_type] = IdMapWrite(
             upserts=upserts, deletes=deletes, replace_all=changes.replace_all
         )
-    return CommitInput(deltas=checked_deltas, id_maps=checked_maps, run=run)
+    return CommitInput(
+        deltas=checked_deltas, id_maps=checked_maps, run=run, consumed_approval=consumed_approval
+    )
 
 
 def check_lease_request(

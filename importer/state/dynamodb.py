@@ -12,6 +12,7 @@ Table (single-table design; several installations share it, the instance is in e
     delta link    inst#<instance>               delta#<source>         link, select_fingerprint, updated_at
     lease         inst#<instance>               lease                  owner, fence (N), rvn,
                                                                          lease_until_us (N), released (BOOL)
+    last sweep    inst#<instance>               sweep                  swept_at_s (N)
     run record    inst#<instance>#run           <started_at>#<run_id>  run_id, started_at, finished_at, mode,
                                                                          trigger, outcome, counts (JSON),
                                                                          requests (JSON), plan_hash, error,
@@ -32,13 +33,15 @@ entries), acceptable for the occasional reverse lookup it serves.
 Expiry: run records, approvals and cached accounts carry ``expires_at``. DynamoDB's TTL deletes
 them in the background, usually within 48 hours, so every read also filters them out, and
 ``sweep`` deletes what has expired. The lease item never carries ``expires_at``: a TTL
-deletion would reset its fence counter.
+deletion would reset its fence counter. ``sweep`` notes when it ran in the ``sweep`` item, which
+``sweep_if_due`` reads, so that a sweep after every committed sync costs one read on most days.
 
 Commit and fencing: ``commit`` (1) reads the lease item and refuses with ``LeaseLostError``
 unless our owner and fence are still there, then (2) writes the id-map changes with
 ``BatchWriteItem`` (they can be far more than the 100 items a transaction holds), then (3)
-writes the delta links and the run record in one ``TransactWriteItems`` whose first action is
-a ``ConditionCheck`` of the lease (owner, fence, not released). If the lease is lost between
+writes the delta links, the run record and the deletion of a consumed approval in one
+``TransactWriteItems`` whose first action is a ``ConditionCheck`` of the lease (owner, fence,
+not released). If the lease is lost between
 (1) and (3), step (3) fails, so the delta links and the run record, the watermark of the run,
 are never written by a stale worker. What the stale worker may leave are id-map entries from
 step (2), and they are harmless: an entry only records that a Graph id maps to an Assets
@@ -216,10 +219,11 @@ class DynamoStateStore:
         deltas: Mapping[str, DeltaState | None],
         id_maps: Mapping[str, IdMapChanges],
         run: RunRecord,
+        consumed_approval: str | None = None,
     ) -> None:
         """Fence check, id-map batches, then delta links and run record in one fenced transaction."""
-        todo = check_commit(self._instance, lease, deltas, id_maps, run)
-        if len(todo.deltas) + 2 > _TRANSACT_MAX:
+        todo = check_commit(self._instance, lease, deltas, id_maps, run, consumed_approval)
+        if len(todo.deltas) + 3 > _TRANSACT_MAX:
             raise ValueError(f"too many delta sources in one commit ({len(todo.deltas)})")
         if lease is not None:
             self._check_fence(lease)
@@ -242,6 +246,9 @@ class DynamoStateStore:
                 actions.append({"Delete": {"Key": self._keys.key(self._keys.main, f"delta#{source}")}})
             else:
                 actions.append({"Put": {"Item": r.delta_item(self._keys, delta)}})
+        if todo.consumed_approval is not None:
+            key = self._keys.key(self._keys.part("approval"), todo.consumed_approval)
+            actions.append({"Delete": {"Key": key}})
         actions.append({"Put": {"Item": self._run_item(todo.run)}})
         try:
             self._db.transact(actions)
@@ -348,7 +355,16 @@ class DynamoStateStore:
                 ExpressionAttributeValues={":pk": s(self._keys.part(kind)), ":now": n(now_s)},
             )
         self._db.batch_write(deletes=expired)
+        self._db.call("put_item", Item=r.sweep_item(self._keys, now_s))
         return len(expired)
+
+    def sweep_if_due(self, *, every: timedelta, now: datetime | None = None) -> int | None:
+        """Sweep unless the ``sweep`` item says the last sweep was less than ``every`` ago."""
+        now_s = c.epoch_s(now if now is not None else c.now_from(self._clock))
+        last = self._db.get(self._keys.key(self._keys.main, "sweep"))
+        if last is not None and now_s - r.swept_at_s(last) < every.total_seconds():
+            return None
+        return self.sweep(now)
 
     # -- lease (conditional updates in _dynamo_lease.py) ------------------------------------
 

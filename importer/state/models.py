@@ -125,7 +125,14 @@ class RunRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Approval:
-    """An operator's one-shot approval of the plan with this hash (deletion guard)."""
+    """An operator's one-shot approval of the plan with this hash (deletion guard).
+
+    ``importer sync --approve HASH`` applies that plan once. If the run stops before its commit
+    (failed, interrupted), the approval is stored so that the next run whose plan has the same
+    hash (nothing was applied yet) may still apply it; the commit of the run that applied the
+    plan deletes it (``StateStore.commit(consumed_approval=...)``), so the same removals planned
+    again later are refused again. A stored approval also expires after ``retention_days``.
+    """
 
     plan_hash: str
     approved_at: datetime

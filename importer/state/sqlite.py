@@ -7,6 +7,9 @@ which holds the file's write lock from its first statement. Two workers racing f
 therefore see each other's result, and a ``commit`` whose fencing check fails rolls back
 completely: delta links, id map and run record are written together or not at all.
 
+The time of the last sweep is kept in the ``meta`` table, one row per instance
+(``last_sweep:<instance>``, epoch seconds), so ``sweep_if_due`` needs no schema change.
+
 The file and its schema are created on first use (``init`` does it explicitly and also runs an
 integrity check); a damaged or foreign file is a ``FatalError`` naming it, never overwritten.
 Instances share nothing but the file: every row carries its ``instance``. Timestamps are stored
@@ -243,9 +246,10 @@ class SqliteStateStore:
         deltas: Mapping[str, DeltaState | None],
         id_maps: Mapping[str, IdMapChanges],
         run: RunRecord,
+        consumed_approval: str | None = None,
     ) -> None:
         """Write a run's results in one transaction, after checking the fencing token."""
-        todo = check_commit(self._instance, lease, deltas, id_maps, run)
+        todo = check_commit(self._instance, lease, deltas, id_maps, run, consumed_approval)
         with self._tx(write=True) as conn:
             if lease is not None:
                 lease_sql.check_fence(conn, self._instance, lease)
@@ -276,6 +280,11 @@ class SqliteStateStore:
                 conn.executemany(
                     "INSERT OR REPLACE INTO id_map VALUES (?, ?, ?, ?, ?)",
                     ((*scope, sid, e.object_id, e.content_hash) for sid, e in write.upserts.items()),
+                )
+            if todo.consumed_approval is not None:
+                conn.execute(
+                    "DELETE FROM approval WHERE instance = ? AND plan_hash = ?",
+                    (self._instance, todo.consumed_approval),
                 )
             self._write_run(conn, todo.run)
 
@@ -392,10 +401,35 @@ class SqliteStateStore:
     def sweep(self, now: datetime | None = None) -> int:
         """Delete expired run records, approvals and cached accounts of this instance."""
         now_s = c.epoch_s(now if now is not None else c.now_from(self._clock))
-        deleted = 0
         with self._tx(write=True) as conn:
-            for statement in _SWEEPS:
-                deleted += conn.execute(statement, (self._instance, now_s)).rowcount
+            return self._sweep(conn, now_s)
+
+    def sweep_if_due(self, *, every: timedelta, now: datetime | None = None) -> int | None:
+        """Sweep unless the last sweep was less than ``every`` ago; None if not due.
+
+        Most days this is one read; the check is made again inside the write transaction.
+        """
+        now_s = c.epoch_s(now if now is not None else c.now_from(self._clock))
+
+        def due(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT value FROM meta WHERE name = ?", (self._sweep_key,)).fetchone()
+            return row is None or not str(row[0]).isdigit() or now_s - int(row[0]) >= every.total_seconds()
+
+        with self._tx(write=False) as conn:
+            if not due(conn):
+                return None
+        with self._tx(write=True) as conn:
+            return self._sweep(conn, now_s) if due(conn) else None
+
+    @property
+    def _sweep_key(self) -> str:
+        return f"last_sweep:{self._instance}"
+
+    def _sweep(self, conn: sqlite3.Connection, now_s: int) -> int:
+        deleted = 0
+        for statement in _SWEEPS:
+            deleted += conn.execute(statement, (self._instance, now_s)).rowcount
+        conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (self._sweep_key, str(now_s)))
         return deleted
 
     # -- lease (the SQL is in _sqlite_lease.py) ---------------------------------------------
