@@ -32,8 +32,11 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _run(rec: RunRecord) -> dict[str, Any]:
+    # Counts are what a run did. A refused run did nothing, whatever an older importer stored
+    # for it (it used to store the refused plan's counts).
+    counts = {} if rec.outcome == "refused" else rec.counts
     totals = dict.fromkeys(_ACTIONS, 0)
-    for actions in rec.counts.values():
+    for actions in counts.values():
         for action, count in actions.items():
             if action in totals:
                 totals[action] += count
@@ -47,7 +50,7 @@ def _run(rec: RunRecord) -> dict[str, Any]:
         "trigger": rec.trigger,
         "outcome": rec.outcome,
         "changes": totals,
-        "counts": {t: dict(c) for t, c in rec.counts.items()},
+        "counts": {t: dict(c) for t, c in counts.items()},
         "requests": sum(rec.requests.values()),
         "holder": rec.holder,
         "error": rec.error,

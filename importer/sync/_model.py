@@ -50,12 +50,18 @@ class RunResult:
     message: str | None = None
 
     def exit_code(self, *, detailed: bool = False) -> int:
-        """The CLI exit code for this result."""
+        """The CLI exit code for this result.
+
+        A plan built from an incomplete read from Entra exits ``EXIT_FAILED``: it may miss
+        changes, so "no changes" would be a false all-clear (the rendered plan says why).
+        """
         if self.outcome == "refused":
             return EXIT_GUARD
         if self.outcome == "planned":
             if self.plan.verdict is not None and self.plan.verdict.refused:
                 return EXIT_GUARD
+            if not self.plan.is_complete:
+                return EXIT_FAILED
             return EXIT_PLAN_CHANGES if detailed and self.plan.has_changes else EXIT_OK
         return EXIT_OK if self.outcome == "success" else EXIT_FAILED
 

@@ -84,12 +84,10 @@ class Recorder:
     def run_record(
         self, outcome: str, plan: Plan, *, applied: ApplyResult | None = None, error: str | None = None
     ) -> RunRecord:
-        """The run record of a run that built its plan."""
+        """The run record of a run that built its plan; ``counts`` are what was done (none without apply)."""
         from importer.state import RunRecord
 
-        counts = (
-            counts_of(applied) if applied is not None else {t: dict(c) for t, c in plan.by_type().items()}
-        )
+        counts = counts_of(applied)  # a refused or stopped run did nothing: its planned counts are not kept
         return RunRecord(
             run_id=self.run_id,
             instance=self.rt.settings.instance,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 import structlog
@@ -13,7 +13,7 @@ import structlog
 from importer.apply import ApplyResult, apply_plan
 from importer.crashpoints import crash_point
 from importer.errors import ConfigError
-from importer.mapping import compile_mapping, map_record
+from importer.mapping import CompiledEntry, compile_mapping, map_record
 from importer.plan import Current, Plan, TypeInput, build_plan, guard, type_order
 from importer.sync._lease import LeaseKeeper, RunInterrupted
 from importer.sync._model import Outcome, RunOptions, RunResult, Work, content_hash
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 __all__ = ["run_sync"]
 
 _log = structlog.get_logger("importer.sync")
+# Expired run records, approvals and cached accounts are deleted after a committed sync at most
+# this often (cron and CI deployments have no daemon to run the daily sweep).
+_SWEEP_EVERY = timedelta(days=1)
 
 
 def run_sync(rt: Runtime, opts: RunOptions, *, lease: LeaseKeeper | None = None) -> RunResult:
@@ -89,7 +92,7 @@ class _Sync:
         self.by_name = {w.name: w for w in works}
         owners, self.owners_unknown = read_owners(self.rt, works, self.warnings)
         for work in works:
-            _map(work, owners)
+            _map(work, owners, self.owners_unknown)
         # Mapped: the Graph records and owners are not needed again; on a 100k tenant they hold
         # ~85 MB, so let them go before the Assets objects are read.
         del owners
@@ -120,6 +123,7 @@ class _Sync:
             return self.recorder.result(plan, "refused", message=plan.verdict.reason)
         reason = self._should_stop()
         if reason:
+            self._keep_approval(plan)
             self.recorder.record("interrupted", plan, error=reason)
             return self.recorder.result(plan, "interrupted", message=reason)
         applied = apply_plan(
@@ -181,6 +185,15 @@ class _Sync:
             )
         mode: Literal["full", "incremental"] = "full" if any(w.full for w in works) else "incremental"
         plan = build_plan(inputs, mode=mode, dependencies=deps, warnings=self.warnings)
+        if not self.opts.apply and not plan.is_complete:
+            plan = replace(
+                plan,
+                warnings=(
+                    *plan.warnings,
+                    "this plan is incomplete (a read from Entra did not complete) and may miss changes; "
+                    "`importer plan` exits 1 for an incomplete plan",
+                ),
+            )
         approved = self.opts.approve
         if approved is None and self.opts.apply:
             stored = self.rt.state.get_approval(plan.plan_hash)
@@ -207,15 +220,12 @@ class _Sync:
     def _finish(
         self, plan: Plan, works: list[Work], reads: Mapping[str, SourceRead], applied: ApplyResult
     ) -> RunResult:
-        from importer.state import Approval, CachedAccount, DeltaState, IdMapChanges, IdMapEntry
+        from importer.state import DeltaState, IdMapChanges, IdMapEntry
 
         rec = self.recorder
-        if plan.verdict is not None and plan.verdict.approved:
-            self.rt.state.add_approval(
-                Approval(plan_hash=plan.plan_hash, approved_at=rec.started, approved_by=self.opts.trigger)
-            )
         # A device whose owner could not be read is retried like a failed write: no content hash,
-        # and its source's delta link stays, so the next run reads it (and its owner) again.
+        # and its source's delta link does not move (a full read's is forgotten, below), so the
+        # next run reads it (and its owner) again.
         owners_unknown = {
             (w.name, sid)
             for w in works
@@ -224,6 +234,7 @@ class _Sync:
         }
         failed = applied.failed_ids | owners_unknown
         if applied.aborted:
+            self._keep_approval(plan)
             outcome: Outcome = "interrupted" if applied.interrupted else "failed"
             rec.record(outcome, plan, applied=applied, error=applied.aborted)
             return rec.result(plan, outcome, applied=applied, message=applied.aborted)
@@ -249,7 +260,14 @@ class _Sync:
             id_maps[w.name] = IdMapChanges(upserts=upserts, deletes=drop, replace_all=w.full)
         now = datetime.now(UTC)
         bad_sources = {self.by_name[t].entry.entry.source for (t, _) in failed}
-        deltas = {
+        # A source read in full whose records failed must be read in full again: its new delta link
+        # would skip the failed records that did not change, and its old one (if any) predates
+        # what this full read was for (--full repairs, a changed mapping).
+        full_sources = {w.entry.entry.source for w in works if w.full}
+        deltas: dict[str, DeltaState | None] = {
+            src: None for src in reads if src in bad_sources and src in full_sources
+        }
+        deltas |= {
             src: DeltaState(
                 source=src,
                 link=r.delta_link,
@@ -268,13 +286,16 @@ class _Sync:
         run = rec.run_record(outcome, plan, applied=applied)
         lease = self.keeper.current() if self.keeper is not None else None
         crash_point("commit")  # test-only (IMPORTER_CRASH_AT): a crash between apply and commit
-        self.rt.state.commit(lease, deltas=deltas, id_maps=id_maps, run=run)
+        approved = plan.verdict is not None and plan.verdict.approved
+        self.rt.state.commit(
+            lease,
+            deltas=deltas,
+            id_maps=id_maps,
+            run=run,
+            consumed_approval=plan.plan_hash if approved else None,
+        )
         crash_point("committed")
-        snapshot = self.targets.accounts.snapshot(include_unknown=True)
-        if snapshot:
-            self.rt.state.put_accounts(
-                CachedAccount(key=k, account_id=v, cached_at=now) for k, v in snapshot.items()
-            )
+        self._after_commit(now)
         message = None
         if applied.failures:
             message = f"{len(applied.failures)} objects failed; they will be retried on the next run"
@@ -287,10 +308,46 @@ class _Sync:
             message = "a source read was incomplete; the next run reads it again"
         return rec.result(plan, outcome, applied=applied, message=message)
 
+    def _keep_approval(self, plan: Plan) -> None:
+        """An approved plan that was not committed keeps its approval for a next run of the same plan."""
+        from importer.state import Approval
 
-def _map(work: Work, owners: OwnersRead | None) -> None:
-    """Graph records ─► mapped values (``work.raw``) and their content hashes; removals noted."""
+        if plan.verdict is not None and plan.verdict.approved:
+            self.rt.state.add_approval(
+                Approval(
+                    plan_hash=plan.plan_hash, approved_at=self.recorder.started, approved_by=self.opts.trigger
+                )
+            )
+
+    def _after_commit(self, now: datetime) -> None:
+        """Housekeeping once the run is committed: a failure here is a warning, the run stays as committed."""
+        from importer.state import CachedAccount
+
+        try:
+            snapshot = self.targets.accounts.snapshot(include_unknown=True)
+            if snapshot:
+                self.rt.state.put_accounts(
+                    CachedAccount(key=k, account_id=v, cached_at=now) for k, v in snapshot.items()
+                )
+        except Exception as exc:  # the next run looks the accounts up again
+            _log.warning("account_cache_write_failed", error_type=type(exc).__name__)
+        try:
+            swept = self.rt.state.sweep_if_due(every=_SWEEP_EVERY)
+        except Exception as exc:  # the next committed run tries again
+            _log.warning("retention_sweep_failed", error_type=type(exc).__name__)
+        else:
+            if swept is not None:
+                _log.info("retention_swept", records=swept)
+
+
+def _map(work: Work, owners: OwnersRead | None, owners_unknown: Set[str]) -> None:
+    """Graph records ─► mapped values (``work.raw``) and their content hashes; removals noted.
+
+    A device whose owner could not be read (``owners_unknown``) is mapped without its
+    owner-derived attributes: its owner is left as it is in Assets, not cleared.
+    """
     key = work.entry.entry.key
+    from_owner = _owner_attributes(work.entry) if work.entry.uses_owner else frozenset()
     for rec in work.read.records:
         owner = owners.owners.get(rec.id) if owners is not None else None
         desired = map_record(work.entry, rec.id, rec.fields, owner=owner.user_id if owner else None)
@@ -298,11 +355,23 @@ def _map(work: Work, owners: OwnersRead | None) -> None:
             work.removed[rec.id] = "filtered"
             continue
         values = dict(desired.values)
+        if from_owner and rec.id in owners_unknown:
+            for name in from_owner:
+                values.pop(name, None)
         values[key] = rec.id
         work.raw[rec.id] = values
         work.hashes[rec.id] = content_hash(values)
     for rec in work.read.removed:
         work.removed[rec.id] = rec.removed or "deleted"
+
+
+def _owner_attributes(entry: CompiledEntry) -> frozenset[str]:
+    """The attributes whose value comes from the device's owner (references, ``from: owner``)."""
+    return frozenset(
+        name
+        for name, spec in entry.entry.attributes.items()
+        if spec.reference is not None or spec.from_ == "owner"
+    )
 
 
 def _dependency_order(works: list[Work]) -> list[Work]:
