@@ -367,6 +367,47 @@ def test_a_file_that_is_not_a_vault_is_refused(filled: Path, settings: VaultSett
         Vault.open(settings, environ=ENV)
 
 
+def _set(path: tuple[str, ...], value: object) -> Callable[[dict[str, Any]], None]:
+    def change(doc: dict[str, Any]) -> None:
+        node = doc
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        pytest.param(("kek", "passphrase", "n"), "many", "kek.passphrase.n must be an integer", id="n"),
+        pytest.param(("kek", "passphrase", "r"), 1.5, "kek.passphrase.r must be an integer", id="r"),
+        pytest.param(("kek", "passphrase", "p"), None, "kek.passphrase.p must be an integer", id="p"),
+        pytest.param(
+            ("secrets", "jira_email", "set_at"),
+            "yesterday",
+            "secrets.jira_email.set_at is not a UTC timestamp",
+            id="set_at",
+        ),
+        pytest.param(
+            ("secrets", "jira_email", "ciphertext"),
+            "not base64!",
+            "secrets.jira_email.ciphertext is not valid base64",
+            id="secret-ciphertext",
+        ),
+        pytest.param(
+            ("data_key", "ciphertext"), "AAAA", "data_key.ciphertext has the wrong length", id="data-key"
+        ),
+    ],
+)
+def test_a_malformed_field_is_named_by_its_full_key_path(
+    filled: Path, settings: VaultSettings, field: tuple[str, ...], value: object, named: str
+) -> None:
+    rewrite(filled, _set(field, value))
+    error = expect_refusal(filled, lambda: Vault.open(settings, environ=ENV), VaultCorruptError)
+    assert f"is corrupted: {named};" in str(error)
+
+
 def test_absurd_scrypt_parameters_are_refused_before_any_work(filled: Path, settings: VaultSettings) -> None:
     rewrite(filled, lambda doc: doc["kek"]["passphrase"].update(n=2**40))
     with pytest.raises(VaultCorruptError, match="scrypt parameters"):
@@ -697,7 +738,7 @@ def test_the_vault_must_be_as_strong_as_the_configuration_requires(
 ) -> None:
     both = kms_settings(tmp_path, moto_endpoint, kms_key, require=("passphrase", "kms"))
     error = expect_refusal(filled, lambda: Vault.open(both, environ=ENV), RequireMismatchError)
-    assert "importer secrets rotate" in str(error)
+    assert "run `importer secrets rotate --require passphrase --require kms`" in str(error)
     Vault.open(both, environ=ENV, check_require=False).rotate()
     assert Vault.open(both, environ=ENV).require == ("passphrase", "kms")
 

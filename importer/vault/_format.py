@@ -155,7 +155,7 @@ def _box(value: object, where: str, extra: Iterable[str] = ()) -> _Box:
     obj = _obj(value, where, ("nonce", "ciphertext", *extra))
     return _Box(
         nonce=_bytes(obj["nonce"], f"{where}.nonce", size=12),
-        ciphertext=_bytes(obj["ciphertext"], where, least=16),
+        ciphertext=_bytes(obj["ciphertext"], f"{where}.ciphertext", least=16),
     )
 
 
@@ -186,7 +186,11 @@ def _from_json(top: dict[str, Any]) -> _Doc:
         if raw["kdf"] != "scrypt":
             raise _Bad("kek.passphrase.kdf must be scrypt")
         try:
-            prm = ScryptParams(n=_int(raw["n"], "n"), r=_int(raw["r"], "r"), p=_int(raw["p"], "p"))
+            prm = ScryptParams(
+                n=_int(raw["n"], "kek.passphrase.n"),
+                r=_int(raw["r"], "kek.passphrase.r"),
+                p=_int(raw["p"], "kek.passphrase.p"),
+            )
         except ValueError:
             raise _Bad("kek.passphrase has scrypt parameters out of range") from None
         passphrase = _PassKek(params=prm, salt=_bytes(raw["salt"], "kek.passphrase.salt", least=16))
@@ -217,7 +221,8 @@ def _from_json(top: dict[str, Any]) -> _Doc:
         data_key=_box(top["data_key"], "data_key"),
         secrets={
             name: _Record(
-                box=_box(rec, f"secrets.{name}", ("set_at",)), set_at=_time(rec["set_at"], f"{name}.set_at")
+                box=_box(rec, f"secrets.{name}", ("set_at",)),
+                set_at=_time(rec["set_at"], f"secrets.{name}.set_at"),
             )
             for name, rec in secrets_raw.items()
         },
