@@ -13,6 +13,7 @@ control characters, line separators and bidi overrides are escaped as ``\\uXXXX`
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import threading
@@ -51,15 +52,20 @@ _ID_KEYS = ("request_id", "client_request_id", "correlation_id", "trace_id", "x_
 _SECRET_SUFFIXES = ("token", "secret", "password", "passphrase", "apikey", "privatekey", "keymaterial")
 
 
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
+@functools.lru_cache(maxsize=4096)  # a few hundred distinct keys, on every log line
 def _norm(key: str) -> str:
-    """``displayName``, ``display_name`` and ``display-name`` are one key."""
-    return key.lower().replace("_", "").replace("-", "")
+    """``displayName``, ``display_name``, ``display-name`` and ``Display Name`` are one key."""
+    return _NOT_ALNUM.sub("", key.lower())
 
 
 _PERSONAL = frozenset(map(_norm, PERSONAL_KEYS))
 _SECRET = frozenset(map(_norm, SECRET_KEYS))
 _IDS = frozenset(map(_norm, _ID_KEYS))
 _MULTILINE = frozenset({"exception", "stackinfo", "traceback"})
+_STRUCTLOG_META = frozenset({"_record", "_from_structlog"})  # ProcessorFormatter's own, not rendered
 
 
 class _Pseudonymizer(Protocol):
@@ -249,8 +255,8 @@ class Anonymize:
     ) -> MutableMapping[str, Any]:
         try:
             for key in list(event):
-                if isinstance(key, str) and not key.startswith("_"):  # _record: structlog's own
-                    event[key] = _field(key, event[key])
+                if key not in _STRUCTLOG_META:
+                    event[key] = _field(str(key), event[key])
         except Exception as exc:  # a bug here costs one line, never the run, never a value in clear
             kept = {k: event[k] for k in ("_record", "_from_structlog", "level", "timestamp") if k in event}
             event.clear()

@@ -8,8 +8,9 @@ botocore alike)::
 ``Anonymize`` works per key. A secret key (token, secret, password, authorization, api_token,
 client_secret... and any ``*_token``/``*_secret``/``*_password``) becomes ``[redacted]``. A
 personal key (upn, mail, email, name, display_name, given_name, surname, user, owner,
-employee_id, ip, source_id, user_id, label...; ``displayName`` counts too) becomes ``pid:`` +
-keyed HMAC: exactly what ``importer privacy pseudonym`` prints for that value. Every other value
+employee_id, ip, source_id, user_id, label...; ``displayName``, ``Display Name`` and ``_upn``
+count too) becomes ``pid:`` + keyed HMAC: exactly what ``importer privacy pseudonym`` prints for
+that value. Only structlog's own ``_record`` and ``_from_structlog`` are passed by. Every other value
 is free text for ``scrub_text``: the values the vault decrypted, URL credentials, bearer/basic
 tokens and JWTs are redacted; query strings dropped; e-mail addresses and UPNs (``#EXT#``
 guests, ``%40``-encoded, non-ASCII), GUIDs, MAC and IP addresses pseudonymized; control

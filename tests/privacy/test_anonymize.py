@@ -235,6 +235,47 @@ def test_structlog_events_are_anonymized_before_rendering(captured: Captured, ke
     )
 
 
+CANARY_NAME = "Zoë Kanarie qxk9"
+CANARY_MAIL = "zoe.kanarie.qxk9@contoso.com"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param("Display Name", id="spaces"),
+        pytest.param("display name", id="lower-case-spaces"),
+        pytest.param("Given Name", id="given-name"),
+        pytest.param("user.name", id="dots"),
+        pytest.param("_upn", id="leading-underscore"),
+        pytest.param("_display_name", id="leading-underscore-snake"),
+    ],
+)
+def test_personal_keys_written_any_way_never_reach_the_log_in_clear(
+    captured: Captured, keyed: Pseudonymizer, key: str
+) -> None:
+    structlog.get_logger("importer.test").info("object_updated", **{key: CANARY_NAME})
+    assert "qxk9" not in captured.text()
+    assert captured.last()[key] == pid(keyed, CANARY_NAME)
+
+
+def test_keys_with_a_leading_underscore_are_anonymized_like_any_other(
+    captured: Captured, keyed: Pseudonymizer
+) -> None:
+    structlog.get_logger("importer.test").info(
+        "debug_dump",
+        _detail=f"mail {CANARY_MAIL} from 10.9.8.7",
+        _diff={"Display Name": (None, CANARY_NAME), "Email": (None, CANARY_MAIL)},
+        _api_token="s3cr3t-qxk9-token",
+    )
+    text = captured.text()
+    assert "qxk9" not in text
+    assert "10.9.8.7" not in text
+    line = captured.last()
+    assert line["_detail"] == f"mail {pid(keyed, CANARY_MAIL)} from {pid(keyed, '10.9.8.7')}"
+    assert line["_api_token"] == "[redacted]"
+    assert line["_diff"]["Display Name"] == [None, pid(keyed, CANARY_NAME)]
+
+
 def test_stdlib_loggers_pass_the_same_chain(captured: Captured, keyed: Pseudonymizer) -> None:
     logging.getLogger("urllib3.connectionpool").warning(
         "Retrying https://api.example/users/ann%%40contoso.com?x=1 from %s", "10.9.8.7"
