@@ -1,9 +1,11 @@
 """``importer doctor``: check each piece in order and say, for each, ok or what to fix.
 
-Order: configuration, vault (every ``secret:NAME`` decrypts), state store (reachable, lease
-holder), Entra (token, users, devices, Intune when the mapping uses it), Assets (workspace,
+Order: configuration, vault (every ``secret:NAME`` decrypts), state store (exists, reachable,
+lease holder), Entra (token, users, devices, Intune when the mapping uses it), Assets (workspace,
 schema matches the mapping, objects readable, Atlassian account search). Every check costs at
-most one or two small requests; nothing is written anywhere.
+most one or two small requests; nothing is written anywhere: the runtime is opened read-only,
+so a missing state store is reported (not created) and the installation record is only compared
+with the configuration (site, workspace, tenant), never updated.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def run_checks(settings: Settings, *, only_credentials: bool = False) -> list[Fi
         Finding("config", True, f"{settings.source or 'config'} is valid (instance {settings.instance})")
     ]
     try:
-        rt = open_runtime(settings)
+        rt = open_runtime(settings, read_only=True)
     except ImporterError as exc:
         found.append(
             Finding(
@@ -67,6 +69,12 @@ def _guard(name: str, fix: str, check: Callable[[], Finding]) -> Finding:
 
 def _state(rt: Runtime) -> Finding:
     def check() -> Finding:
+        s = rt.settings.state
+        if not rt.state_present():
+            where = f"SQLite state file {s.path}" if s.backend == "sqlite" else f"DynamoDB table {s.table!r}"
+            return Finding(
+                "state", False, f"missing: {where} does not exist yet", "run `importer state init`"
+            )
         info = rt.state.lease_info()
         runs = rt.state.list_runs(limit=1)
         last = (

@@ -7,17 +7,16 @@ decides anything about syncing.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from importer.config import is_secret_ref, secret_name
-from importer.errors import ConfigError, ConfigProblem, CredentialError
+from importer.errors import ConfigError, ConfigProblem, CredentialError, ImporterError
 from importer.http import Http, HttpSettings, RateLimiter, RequestStats, RetryBudget
 
 if TYPE_CHECKING:
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
     from importer.config import Settings
     from importer.graph import GraphClient
     from importer.privacy import Pseudonymizer
-    from importer.state import StateStore
+    from importer.state import Installation, StateStore
     from importer.vault import Secret, Vault, VaultSettings
 
 __all__ = [
@@ -34,7 +33,11 @@ __all__ = [
     "http_settings",
     "open_runtime",
     "open_state",
+    "open_vault",
     "pid_namespace",
+    "pseudonymizer_from",
+    "read_secrets",
+    "state_present",
     "vault_settings",
 ]
 
@@ -88,6 +91,21 @@ def open_state(settings: Settings) -> StateStore:
     )
 
 
+def state_present(settings: Settings, store: StateStore) -> bool:
+    """Whether the configured state store exists, found out without creating it or writing to it."""
+    if settings.state.backend == "sqlite":
+        path = settings.state.path
+        return path.is_file() and path.stat().st_size > 0  # SQLite would create the schema in an empty file
+    # A read on a missing table fails with TableMissing; importer.state does not export it (yet).
+    from importer.state._dynamo_io import TableMissing
+
+    try:
+        store.get_installation()
+    except TableMissing:
+        return False
+    return True
+
+
 def pid_namespace() -> str | None:
     """This process's PID namespace (two containers can share a host name but not their processes)."""
     try:
@@ -121,9 +139,19 @@ def _secret_refs(settings: Settings) -> dict[str, str]:
     return refs
 
 
+def _same_site(a: str, b: str) -> bool:
+    """Whether two site URLs name one site (scheme and host compared without case)."""
+    x, y = urlsplit(a.rstrip("/")), urlsplit(b.rstrip("/"))
+    return (x.scheme.lower(), x.netloc.lower(), x.path) == (y.scheme.lower(), y.netloc.lower(), y.path)
+
+
 @dataclass
 class Runtime:
-    """The parts of one installation, built once per process (or per CLI command)."""
+    """The parts of one installation, built once per process (or per CLI command).
+
+    A ``read_only`` runtime (``importer doctor``, ``secrets verify --online``) never creates the
+    state store and never writes to it: the installation record is checked, not recorded.
+    """
 
     settings: Settings
     secrets: Mapping[str, Secret]
@@ -132,6 +160,7 @@ class Runtime:
     stats: RequestStats = field(default_factory=RequestStats)
     budget: RetryBudget = field(default_factory=RetryBudget)
     assets_limiter: RateLimiter | None = None
+    read_only: bool = False
     _parts: dict[str, Any] = field(default_factory=dict)
 
     def value(self, ref_or_plain: str) -> str:
@@ -190,8 +219,26 @@ class Runtime:
         client: GraphClient = self._parts["graph"]
         return client
 
+    def state_present(self) -> bool:
+        """Whether the state store exists (always, unless read-only: the others create it)."""
+        if not self.read_only:
+            return True
+        if "state_present" not in self._parts:
+            self._parts["state_present"] = state_present(self.settings, self.state)
+        present: bool = self._parts["state_present"]
+        return present
+
     def assets(self) -> AssetsClient:
-        """The Assets client; on Cloud the workspace id is discovered once and kept in state."""
+        """The Assets client, once the state store is known to belong to this site and tenant.
+
+        The installation record (site, workspace id, tenant pseudonym) is checked and then
+        written (not by a read-only runtime); on Cloud the workspace id is discovered once and
+        kept there.
+
+        Raises:
+            ConfigError: the state store belongs to another Assets site or workspace.
+            CredentialError: it belongs to another Entra tenant, or the log pepper changed.
+        """
         if "assets" not in self._parts:
             from importer.assets import AssetsClient, BasicAuth, BearerAuth, discover_workspace
             from importer.state import Installation
@@ -203,22 +250,19 @@ class Runtime:
                 else BasicAuth(self.secret(a.email or ""), self.secret(a.api_token))
             )
             http = self.http("assets")
+            now = datetime.now(UTC)
+            inst = self._installation()
+            tenant = self.pseudonyms.pseudonym(self.value(self.settings.entra.tenant_id), kind="tenant")
+            self._check_installation(inst, tenant)
+            workspace: str | None = None
             if a.flavor == "datacenter":
                 client = AssetsClient.datacenter(http, site_url=a.site_url, auth=auth)
             else:
-                now = datetime.now(UTC)
-                inst = self.state.get_installation()
-                workspace = a.workspace_id or (
-                    inst.workspace_id if inst and inst.site_url == a.site_url else None
-                )
+                workspace = a.workspace_id or (inst.workspace_id if inst else None)
                 if workspace is None:
                     workspace = discover_workspace(http, a.site_url, auth=auth)
-                tenant = self.pseudonyms.pseudonym(self.value(self.settings.entra.tenant_id), kind="tenant")
-                if inst is not None and inst.tenant_pseudonym != tenant:
-                    raise CredentialError(
-                        "this state store belongs to another Entra tenant (its tenant pseudonym differs); "
-                        "use a new state store for a new tenant so nothing is removed by mistake"
-                    )
+                client = AssetsClient.cloud(http, api_url=a.api_url, workspace_id=workspace, auth=auth)
+            if not self.read_only:
                 self.state.put_installation(
                     Installation(
                         instance=self.settings.instance,
@@ -229,11 +273,66 @@ class Runtime:
                         last_seen=now,
                     )
                 )
-                client = AssetsClient.cloud(http, api_url=a.api_url, workspace_id=workspace, auth=auth)
             self._parts["assets"] = client
             self._parts["auth"] = auth
         result: AssetsClient = self._parts["assets"]
         return result
+
+    def _installation(self) -> Installation | None:
+        if self.read_only:
+            try:
+                if not self.state_present():
+                    return None  # nothing to compare with, and reading would create the store
+            except ImporterError:
+                return None  # doctor reports the state store's own problem
+        return self.state.get_installation()
+
+    def _check_installation(self, inst: Installation | None, tenant: str) -> None:
+        """Refuse a state store written for another site, workspace or tenant.
+
+        Its id map holds another workspace's object ids and its delta links another tenant's
+        changes: used here, a run would update the wrong objects or remove the right ones.
+        """
+        if inst is None:
+            return
+        a = self.settings.assets
+        source = str(self.settings.source) if self.settings.source else None
+        new_store = (
+            "use a new state store (state.path or state.table) or another `instance` name for it; "
+            "the first run there is a full run, which finds objects already in Assets by their key attribute"
+        )
+        if not _same_site(inst.site_url, a.site_url):
+            raise ConfigError(
+                [
+                    ConfigProblem(
+                        "assets.site_url",
+                        f"this state store belongs to the Assets site {inst.site_url}, not {a.site_url}: "
+                        f"its id map and delta links are that site's. To sync {a.site_url}, {new_store}. "
+                        f"If {inst.site_url} is still the right site, correct assets.site_url",
+                    )
+                ],
+                source=source,
+            )
+        if a.workspace_id and inst.workspace_id and a.workspace_id != inst.workspace_id:
+            raise ConfigError(
+                [
+                    ConfigProblem(
+                        "assets.workspace_id",
+                        f"this state store belongs to the Assets workspace {inst.workspace_id}, not "
+                        f"{a.workspace_id}: its id map holds that workspace's objects. For another "
+                        f"workspace, {new_store}",
+                    )
+                ],
+                source=source,
+            )
+        if inst.tenant_pseudonym != tenant:
+            raise CredentialError(
+                "this state store belongs to another Entra tenant (its tenant pseudonym differs), or "
+                f"the vault's {PEPPER} was changed since the store was written (the tenant is kept "
+                f"as a pseudonym keyed by it). If {PEPPER} was replaced, restore the previous one from "
+                f"a backup of the vault {self.settings.vault.path}; for another tenant, {new_store}, "
+                "so nothing is removed by mistake"
+            )
 
     def objects(self) -> AssetsObjects:
         """Object reads and writes over the Assets client."""
@@ -268,46 +367,93 @@ def open_vault(settings: Settings, *, environ: Mapping[str, str] | None = None) 
     return Vault.open(vault_settings(settings), environ=os.environ if environ is None else environ)
 
 
-def open_runtime(
-    settings: Settings, *, vault: Vault | None = None, state: StateStore | None = None
-) -> Runtime:
-    """Decrypt the credentials, open the state store and return the wired parts.
+def _no_pepper(settings: Settings) -> CredentialError:
+    return CredentialError(
+        f"the vault {settings.vault.path} holds no {PEPPER}. If it held one before, restore the vault "
+        "from a backup rather than creating a new pepper: a new one gives everyone new pseudonyms, "
+        "so `importer privacy export` no longer finds the log lines written so far, and the state "
+        "store is refused (its tenant pseudonym no longer matches). For a new installation: "
+        f"`openssl rand -base64 32 | importer secrets set {PEPPER} --stdin`"
+    )
+
+
+def read_secrets(
+    settings: Settings, vault: Vault, *, refs: Mapping[str, str] | None = None
+) -> dict[str, Secret]:
+    """Decrypt the secrets the configuration names, and the log pepper; then close the vault.
+
+    Args:
+        refs: config key path -> vault name; default: every ``secret:NAME`` in ``settings``.
 
     Raises:
         ConfigError: a ``secret:NAME`` in the config is not in the vault (all such names listed).
-        CredentialError: the vault cannot be opened, or it holds no log pepper.
+        CredentialError: the vault holds no log pepper, or a value does not decrypt.
+    """
+    from importer.vault import MissingSecretError
+
+    refs = _secret_refs(settings) if refs is None else refs
+    try:
+        return vault.resolve([*refs.values(), PEPPER])
+    except MissingSecretError as exc:
+        missing = [
+            ConfigProblem(
+                path,
+                f"secret {name!r} is not in the vault {settings.vault.path} "
+                f"(add it with `importer secrets set {name}`)",
+            )
+            for path, name in refs.items()
+            if name in exc.names
+        ]
+        if missing:
+            raise ConfigError(missing, source=str(settings.source) if settings.source else None) from None
+        raise _no_pepper(settings) from None
+    finally:
+        vault.close()  # the values are decrypted: wipe the keys from memory
+
+
+def pseudonymizer_from(settings: Settings, pepper: Secret) -> Pseudonymizer:
+    """The pseudonymizer keyed by the vault's ``log_pepper``.
+
+    Raises:
+        CredentialError: the pepper is shorter than ``MIN_PEPPER_BYTES``.
+    """
+    from importer.privacy import MIN_PEPPER_BYTES, Pseudonymizer, pepper_bytes
+
+    key = pepper_bytes(pepper.reveal())
+    if len(key) < MIN_PEPPER_BYTES:
+        raise CredentialError(
+            f"the {PEPPER} in the vault {settings.vault.path} is too short: it must be at least "
+            f"{MIN_PEPPER_BYTES} bytes (after base64 decoding; `importer secrets init` makes 32). "
+            f"Restore the previous {PEPPER} from a backup of the vault if there was one; otherwise "
+            f"replace it: `openssl rand -base64 32 | importer secrets set {PEPPER} --stdin --force`"
+        )
+    return Pseudonymizer(key)
+
+
+def open_runtime(
+    settings: Settings,
+    *,
+    vault: Vault | None = None,
+    state: StateStore | None = None,
+    read_only: bool = False,
+) -> Runtime:
+    """Decrypt the credentials, open the state store and return the wired parts.
+
+    The vault (``vault`` too, when given) is closed once the secrets are decrypted. The state
+    store is created if needed, unless ``read_only``: then nothing is created or written.
+
+    Raises:
+        ConfigError: a ``secret:NAME`` in the config is not in the vault (all such names listed).
+        CredentialError: the vault cannot be opened, it holds no log pepper, or the pepper is too short.
     """
     from importer.logs import set_pseudonymizer
-    from importer.privacy import Pseudonymizer
 
-    vault = vault or open_vault(settings)
-    refs = _secret_refs(settings)
-    known = {info.name for info in vault.names()}
-    missing = [
-        ConfigProblem(
-            path,
-            f"secret {name!r} is not in the vault {settings.vault.path} "
-            f"(add it with `importer secrets set {name}`)",
-        )
-        for path, name in refs.items()
-        if name not in known
-    ]
-    if missing:
-        raise ConfigError(missing, source=str(settings.source) if settings.source else None)
-    if PEPPER not in known:
-        raise CredentialError(
-            f"the vault {settings.vault.path} holds no {PEPPER}; "
-            f"create one with `importer secrets set {PEPPER}` (32 random bytes, base64)"
-        )
-    secrets = {name: vault.get(name) for name in {*refs.values(), PEPPER}}
-    try:
-        pepper = base64.b64decode(secrets[PEPPER].reveal(), validate=True)
-    except (binascii.Error, ValueError):
-        pepper = secrets[PEPPER].reveal().encode("utf-8")
-    pseudonyms = Pseudonymizer(pepper)
+    secrets = read_secrets(settings, vault or open_vault(settings))
+    pseudonyms = pseudonymizer_from(settings, secrets[PEPPER])
     set_pseudonymizer(pseudonyms, instance=settings.instance)
     store = state or open_state(settings)
-    store.init()
+    if not read_only:
+        store.init()
     limiter = RateLimiter(settings.http.requests_per_minute)
     budget = RetryBudget(settings.http.retry_budget)
     return Runtime(
@@ -317,4 +463,5 @@ def open_runtime(
         pseudonyms=pseudonyms,
         budget=budget,
         assets_limiter=limiter,
+        read_only=read_only,
     )

@@ -1,15 +1,17 @@
 """``importer secrets``: create and manage the encrypted credential vault (see ``importer.vault``).
 
 Secret values are read from a hidden prompt or from standard input, never from the command
-line, and no command prints one. Errors print one line and exit with the error's code (4 for
-vault and credential problems), never a traceback.
+line, and no command prints one. Errors print a message and exit with the error's code (4 for
+vault and credential problems), never a traceback. Every command closes the vault (its keys are
+wiped from memory) before it returns.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,16 +19,18 @@ from importer.errors import ImporterError
 from importer.vault import (
     ENV_PASSPHRASE,
     ENV_PASSPHRASE_FILE,
+    LOG_PEPPER,
     SOURCES,
     WELL_KNOWN,
     PassphraseMissingError,
     Vault,
     VaultSettings,
     VaultUsageError,
+    check_name,
     has_passphrase_source,
 )
 
-__all__ = ["VaultSettingsSource", "online_checks", "secrets"]
+__all__ = ["online_checks", "secrets"]
 
 HELP = f"""Manage the encrypted credential vault.
 
@@ -58,13 +62,14 @@ NO_ARGUMENT_VALUES = (
     "as exposed and replace it at its source."
 )
 
-
-class VaultSettingsSource(Protocol):
-    """What the CLI frame puts in ``ctx.obj``: something that builds the vault settings."""
-
-    def vault_settings(self) -> VaultSettings:
-        """The vault settings from the configuration."""
-        ...
+PEPPER_CONSEQUENCES = (
+    f"{LOG_PEPPER} is the key of every pseudonym in the logs and in state. A new one gives everyone "
+    "new pseudonyms: `importer privacy pseudonym` and `privacy export` no longer find the log lines "
+    "written so far, and the state store is refused as belonging to another tenant (its tenant "
+    "pseudonym no longer matches), so the installation then needs a new state store, whose first "
+    "run is a full run."
+)
+NEW_PEPPER = f"openssl rand -base64 32 | importer secrets set {LOG_PEPPER} --stdin"
 
 
 def online_checks(ctx: click.Context) -> list[tuple[str, bool, str]]:
@@ -91,7 +96,8 @@ class _SecretsGroup(click.Group):
         except ImporterError as exc:
             from importer.logs import scrub_text
 
-            click.echo(f"importer: {scrub_text(str(exc))}", err=True)
+            # Our messages may span lines (every config problem): keep the breaks, as the main group does.
+            click.echo(f"importer: {scrub_text(str(exc), multiline=True)}", err=True)
             ctx.exit(exc.exit_code)
 
 
@@ -119,6 +125,18 @@ def _open(settings: VaultSettings, *, check_require: bool = True) -> Vault:
     return Vault.open(settings, environ=environ, check_require=check_require)
 
 
+def _check_pepper(path: Path, value: str) -> None:
+    """Refuse a log pepper shorter than the pseudonymizer accepts (the importer would not start)."""
+    from importer.privacy import MIN_PEPPER_BYTES, pepper_bytes
+
+    if len(pepper_bytes(value)) < MIN_PEPPER_BYTES:
+        raise VaultUsageError(
+            path,
+            f"a {LOG_PEPPER} must be at least {MIN_PEPPER_BYTES} bytes (after base64 decoding); "
+            f"nothing was stored. Generate one: `{NEW_PEPPER}`",
+        )
+
+
 def _new_passphrase(prompt: str) -> str:
     value: str = click.prompt(prompt, hide_input=True, confirmation_prompt="Repeat it to confirm")
     return value
@@ -139,8 +157,9 @@ def init_cmd(ctx: click.Context) -> None:
         click.echo(f"No {ENV_PASSPHRASE} or {ENV_PASSPHRASE_FILE} is set; choose the encryption string now.")
         click.echo("Keep it somewhere safe: without it the vault cannot be opened.")
         passphrase = _new_passphrase("New encryption string")
-    vault = Vault.create(settings, passphrase=passphrase)
-    click.echo(f"created {settings.path} (protected by {'+'.join(vault.require)}; log_pepper generated)")
+    with Vault.create(settings, passphrase=passphrase) as vault:
+        sources = "+".join(vault.require)
+    click.echo(f"created {settings.path} (protected by {sources}; {LOG_PEPPER} generated)")
     if passphrase is not None:
         click.echo(f"Before running the importer, provide the encryption string via {ENV_PASSPHRASE_FILE}.")
     click.echo("Next: importer secrets set entra_tenant_id   (then the other credentials; see --help)")
@@ -149,30 +168,55 @@ def init_cmd(ctx: click.Context) -> None:
 @secrets.command("set", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("name")
 @click.option("--stdin", "from_stdin", is_flag=True, help="Read the value from standard input.")
+@click.option(
+    "--force", is_flag=True, help=f"Replace an existing {LOG_PEPPER} (read the warning above first)."
+)
 @click.pass_context
-def set_cmd(ctx: click.Context, name: str, from_stdin: bool) -> None:
-    """Store or replace secret NAME; the value comes from a hidden prompt or stdin, never an argument."""
+def set_cmd(ctx: click.Context, name: str, from_stdin: bool, force: bool) -> None:
+    """Store or replace secret NAME; the value comes from a hidden prompt or stdin, never an argument.
+
+    \b
+    log_pepper (generated by `secrets init`) is the key of every pseudonym in the logs and in
+    state, and must be at least 16 bytes (after base64 decoding). An existing one is replaced
+    only with --force: a new pepper gives everyone new pseudonyms, so `privacy pseudonym` and
+    `privacy export` no longer find the log lines written so far, and the state store is refused
+    as belonging to another tenant, so the installation needs a new state store (its first run
+    is a full run). Replace it only if it leaked.
+    """
     if ctx.args:
         raise click.UsageError(NO_ARGUMENT_VALUES)
     settings = _settings(ctx)
-    vault = _open(settings)
-    if from_stdin or not _interactive():
-        value = sys.stdin.read().rstrip("\r\n")
-    else:
-        value = click.prompt(f"Value for {name}", hide_input=True, confirmation_prompt="Repeat it to confirm")
-    if not value:
-        raise VaultUsageError(settings.path, f"no value given for {name}; nothing was stored")
-    existed = any(info.name == name for info in vault.names())
-    vault.set(name, value)
+    check_name(settings.path, name)  # before any prompt: a mistyped value must not be echoed
+    with _open(settings) as vault:
+        existed = any(info.name == name for info in vault.names())
+        if name == LOG_PEPPER and existed and not force:
+            raise VaultUsageError(
+                settings.path,
+                f"{settings.path} already holds a {LOG_PEPPER}; nothing was changed. {PEPPER_CONSEQUENCES} "
+                "Replace it only if it leaked: add --force.",
+            )
+        if from_stdin or not _interactive():
+            value = sys.stdin.read().rstrip("\r\n")
+        else:
+            value = click.prompt(
+                f"Value for {name}", hide_input=True, confirmation_prompt="Repeat it to confirm"
+            )
+        if not value:
+            raise VaultUsageError(settings.path, f"no value given for {name}; nothing was stored")
+        if name == LOG_PEPPER:
+            _check_pepper(settings.path, value)
+        vault.set(name, value)
     click.echo(f"{'replaced' if existed else 'stored'} {name} in {settings.path}")
+    if name == LOG_PEPPER and existed:
+        click.echo("pseudonyms change from now on: use a new state store for this installation")
 
 
 @secrets.command("list")
 @click.pass_context
 def list_cmd(ctx: click.Context) -> None:
     """List the stored names and when each was set (never the values)."""
-    vault = _open(_settings(ctx))
-    infos = vault.names()
+    with _open(_settings(ctx)) as vault:
+        infos = vault.names()
     width = max([len(info.name) for info in infos] + [4])
     click.echo(f"{'NAME':<{width}}  SET AT (UTC)")
     for info in infos:
@@ -188,8 +232,8 @@ def list_cmd(ctx: click.Context) -> None:
 def verify_cmd(ctx: click.Context, online: bool) -> None:
     """Decrypt every secret (and with --online, try them against Entra and Jira)."""
     settings = _settings(ctx)
-    vault = _open(settings)
-    names = vault.verify()
+    with _open(settings) as vault:
+        names = vault.verify()
     click.echo(f"ok: {settings.path} opens and all {len(names)} secrets decrypt ({', '.join(names)})")
     if not online:
         return
@@ -219,10 +263,11 @@ def rotate_cmd(
 ) -> None:
     """Re-wrap the data key under fresh master keys (and optionally replace the data key)."""
     settings = _settings(ctx)
-    vault = _open(settings, check_require=False)
-    phrase = _new_passphrase("New encryption string") if new_passphrase else None
-    vault.rotate(new_passphrase=phrase, to_kms=to_kms, require=require or None, data_key=data_key)
-    click.echo(f"rotated {settings.path}: now protected by {'+'.join(vault.require)}")
+    with _open(settings, check_require=False) as vault:
+        phrase = _new_passphrase("New encryption string") if new_passphrase else None
+        vault.rotate(new_passphrase=phrase, to_kms=to_kms, require=require or None, data_key=data_key)
+        now = vault.require
+    click.echo(f"rotated {settings.path}: now protected by {'+'.join(now)}")
     if data_key:
         click.echo("every value was re-encrypted under a new data key")
     if phrase is not None:
@@ -231,19 +276,33 @@ def rotate_cmd(
         )
     if to_kms and to_kms != settings.kms_key_id:
         click.echo(f"set vault.kms_key_id: {to_kms} in the configuration")
-    if vault.require != settings.require:
-        click.echo(f"set vault.require: [{', '.join(vault.require)}] in the configuration")
+    if now != settings.require:
+        click.echo(f"set vault.require: [{', '.join(now)}] in the configuration")
 
 
 @secrets.command("delete")
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force", is_flag=True, help=f"Needed to delete {LOG_PEPPER} (read the warning above first).")
 @click.pass_context
-def delete_cmd(ctx: click.Context, name: str, yes: bool) -> None:
-    """Remove secret NAME from the vault."""
+def delete_cmd(ctx: click.Context, name: str, yes: bool, force: bool) -> None:
+    """Remove secret NAME from the vault.
+
+    \b
+    log_pepper is deleted only with --force: the importer does not start without it, and a new
+    one gives everyone new pseudonyms, so `privacy pseudonym` and `privacy export` no longer find
+    the log lines written so far, and the state store is refused as belonging to another tenant.
+    """
     settings = _settings(ctx)
-    vault = _open(settings)
-    if not yes:
-        click.confirm(f"Delete {name} from {settings.path}?", abort=True)
-    vault.delete(name)
+    check_name(settings.path, name)  # before the prompt: a mistyped value must not be echoed
+    if name == LOG_PEPPER and not force:
+        raise VaultUsageError(
+            settings.path,
+            f"refusing to delete {LOG_PEPPER} from {settings.path}; nothing was changed. The importer "
+            f"does not start without it. {PEPPER_CONSEQUENCES} To delete it anyway, add --force.",
+        )
+    with _open(settings) as vault:
+        if not yes:
+            click.confirm(f"Delete {name} from {settings.path}?", abort=True)
+        vault.delete(name)
     click.echo(f"deleted {name} from {settings.path}")

@@ -222,3 +222,127 @@ def test_delete_asks_first(initialised: VaultSettings) -> None:
     missing = run(initialised, "delete", "jira_api_token", "--yes")
     assert missing.exit_code == 4
     assert "missing the secret jira_api_token" in missing.stderr
+
+
+# -- the log pepper ---------------------------------------------------------------------------
+
+NEW_PEPPER = "bmV3LXBlcHBlci0zMi1ieXRlcy1sb25nLXh4eHh4eHg="  # base64 of 32 bytes
+
+
+def pepper_of(settings: VaultSettings) -> str:
+    return Vault.open(settings).get("log_pepper").reveal()
+
+
+def test_an_existing_log_pepper_is_replaced_only_with_force(initialised: VaultSettings) -> None:
+    before = pepper_of(initialised)
+    refused = run(initialised, "set", "log_pepper", "--stdin", input=NEW_PEPPER + "\n")
+    assert refused.exit_code == 4
+    assert "already holds a log_pepper; nothing was changed" in refused.stderr
+    assert "privacy export" in refused.stderr  # says what a new pepper costs
+    assert "new state store" in refused.stderr
+    assert "--force" in refused.stderr
+    assert "Traceback" not in refused.output
+    assert pepper_of(initialised) == before
+    forced = run(initialised, "set", "log_pepper", "--stdin", "--force", input=NEW_PEPPER + "\n")
+    assert forced.exit_code == 0, forced.output
+    assert "replaced log_pepper" in forced.output
+    assert pepper_of(initialised) == NEW_PEPPER
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("short-pepper", id="text-under-16-bytes"),
+        pytest.param("c2hvcnQtcGVwcGVy", id="base64-of-12-bytes"),
+    ],
+)
+def test_a_log_pepper_under_16_bytes_is_refused(initialised: VaultSettings, value: str) -> None:
+    before = pepper_of(initialised)
+    result = run(initialised, "set", "log_pepper", "--stdin", "--force", input=value + "\n")
+    assert result.exit_code == 4
+    assert "log_pepper must be at least 16 bytes" in result.stderr
+    assert "openssl rand -base64 32" in result.stderr
+    assert pepper_of(initialised) == before
+
+
+def test_the_help_of_set_and_delete_explains_what_a_new_pepper_costs() -> None:
+    for verb in ("set", "delete"):
+        result = CliRunner().invoke(secrets, [verb, "--help"])
+        assert result.exit_code == 0
+        text = " ".join(result.output.split())
+        assert "--force" in text
+        assert "new pseudonyms" in text
+        assert "privacy export" in text
+
+
+def test_log_pepper_is_deleted_only_with_force(initialised: VaultSettings) -> None:
+    refused = run(initialised, "delete", "log_pepper", "--yes")
+    assert refused.exit_code == 4
+    assert "refusing to delete log_pepper" in refused.stderr
+    assert "does not start without it" in refused.stderr
+    assert "log_pepper" in [i.name for i in Vault.open(initialised).names()]
+    assert run(initialised, "delete", "log_pepper", "--yes", "--force").exit_code == 0
+    assert "log_pepper" not in [i.name for i in Vault.open(initialised).names()]
+    again = run(initialised, "set", "log_pepper", "--stdin", input=NEW_PEPPER + "\n")
+    assert again.exit_code == 0  # no pepper to lose: a new installation may set one
+    assert pepper_of(initialised) == NEW_PEPPER
+
+
+# -- names ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("verb", ["set", "delete"])
+def test_an_invalid_name_is_refused_before_any_prompt_and_never_echoed(
+    initialised: VaultSettings, monkeypatch: pytest.MonkeyPatch, verb: str
+) -> None:
+    monkeypatch.setattr(secrets_cli, "_interactive", lambda: True)
+    monkeypatch.delenv(ENV_PASSPHRASE)  # a prompt for the encryption string would come first
+    before = initialised.path.read_bytes()
+    typo = "CANARY-Pasted-Value-77"  # a value typed where the name goes
+    result = run(initialised, verb, typo, input=f"{PASS}\nx\nx\ny\n")
+    assert result.exit_code == 4
+    assert "invalid secret name" in result.stderr
+    assert typo not in result.output
+    assert "Encryption string" not in result.output
+    assert "Value for" not in result.output
+    assert "Delete" not in result.output
+    assert initialised.path.read_bytes() == before
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+def test_a_multi_line_error_keeps_its_line_breaks(tmp_path: Path) -> None:
+    from importer.cli import main
+
+    config = tmp_path / "config.yaml"
+    config.write_text("instance: ok\nnot_a_key: 1\nalso_not_a_key: 2\n")
+    result = CliRunner().invoke(main, ["--config", str(config), "secrets", "list"])
+    assert result.exit_code == 4
+    assert "\\u000a" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) > 2
+    assert any("not_a_key" in line for line in lines[1:])
+
+
+# -- a vault weaker than the configuration requires -------------------------------------------
+
+
+def test_the_require_mismatch_names_a_rotate_command_that_works(tmp_path: Path, moto_endpoint: str) -> None:
+    kms: Any = boto3.client("kms", region_name="eu-west-1", endpoint_url=moto_endpoint)
+    key = str(kms.create_key()["KeyMetadata"]["KeyId"])
+    local = {"kms_region": "eu-west-1", "kms_endpoint_url": moto_endpoint}
+    passphrase_only = VaultSettings(path=tmp_path / "vault.json", instance="cli-test", **local)
+    assert run(passphrase_only, "init").exit_code == 0
+    with_kms = VaultSettings(path=passphrase_only.path, instance="cli-test", kms_key_id=key, **local)
+
+    refused = run(with_kms, "list")
+    assert refused.exit_code == 4
+    assert "is protected by passphrase but the configuration requires kms" in refused.stderr
+    command = refused.stderr.split("run `", 1)[1].split("`", 1)[0]
+    assert command == "importer secrets rotate --require kms"
+    assert run(with_kms, "rotate").exit_code == 4  # the plain rotate would drop the passphrase
+    rotated = run(with_kms, *command.split()[2:])
+    assert rotated.exit_code == 0, rotated.output
+    assert run(with_kms, "list").exit_code == 0
+    assert Vault.open(with_kms, environ={}).require == ("kms",)

@@ -1,7 +1,8 @@
 """The ``importer`` command: verbs, options, exit codes, progress on a terminal.
 
-Every verb takes ``--config PATH`` (default ``./config.yaml``, env ``IMPORTER_CONFIG``). Exit
-codes (``importer.errors``): 0 ok / no changes, 1 run failed, 2 plan has changes (with
+``--config PATH`` (default ``./config.yaml``, env ``IMPORTER_CONFIG``) and ``--log-level`` belong
+to the ``importer`` group, so they come before the verb: ``importer --config x.yaml config check``.
+Exit codes (``importer.errors``): 0 ok / no changes, 1 run failed, 2 plan has changes (with
 ``--detailed-exitcode``), 3 refused by the deletion guard, 4 configuration or credential
 error, 5 another run holds the lease. Errors are printed as one clear message, never a
 traceback; ``--log-level debug`` adds detail to the (anonymized) log.

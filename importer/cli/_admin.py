@@ -117,7 +117,9 @@ def state_init(app: AppContext) -> None:
 def doctor_cmd(app: AppContext) -> None:
     """Check each piece (config, vault, state, Entra token and permissions, Assets) and say how to fix it.
 
-    Nothing is written. Exit 0 when every check passes, 1 otherwise.
+    Nothing is written: a missing state store is reported (create it with `importer state
+    init`), and the installation record is compared with the configuration, never updated.
+    Exit 0 when every check passes, 1 otherwise.
     """
     from importer.doctor import run_checks
     from importer.logs import configure_logging

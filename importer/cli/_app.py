@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -11,7 +13,7 @@ import click
 
 from importer import __version__
 from importer.config import ENV_CONFIG, Settings, load_settings
-from importer.errors import ImporterError
+from importer.errors import FatalError, ImporterError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -59,6 +61,34 @@ class _Cli(click.Group):
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by the owner only (0600), whatever was there before.
+
+    The text goes to a new 0600 file in the same directory that then replaces ``path``: an
+    existing file's looser mode is not kept, and a symlink at ``path`` is replaced, not followed.
+
+    Raises:
+        FatalError: the file cannot be written (the message names it); ``path`` is unchanged.
+    """
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # 0600
+    except OSError as exc:
+        raise FatalError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o600)  # mkstemp's mode already; say so whatever the platform
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise FatalError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from importer.cli._app import AppContext, main
+from importer.cli._app import AppContext, main, write_private
 from importer.render import render_text
 
 
@@ -39,7 +39,7 @@ def privacy_pseudonym(app: AppContext, who: str) -> None:
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write the JSON to this file (created 0600) instead of stdout.",
+    help="Write the JSON to this file (mode 0600, replacing any file or symlink there) instead of stdout.",
 )
 @click.pass_obj
 def privacy_export(app: AppContext, who: str, out: Path | None) -> None:
@@ -52,8 +52,6 @@ def privacy_export(app: AppContext, who: str, out: Path | None) -> None:
     it is), and every log line under one of their pseudonyms. It holds personal data: hand it
     to the person only.
     """
-    import os
-
     from importer.privacy import collect, find_person, resolve
 
     rt = app.runtime()
@@ -66,9 +64,7 @@ def privacy_export(app: AppContext, who: str, out: Path | None) -> None:
     if out is None:
         click.echo(text, nl=False)
         return
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    write_private(out, text)
     click.echo(f"export written to {out}", err=True)
 
 

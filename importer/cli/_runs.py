@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from importer.cli._app import AppContext, main
+from importer.cli._app import AppContext, main, write_private
 from importer.render import render_json, render_markdown, render_text
 
 
@@ -144,7 +144,7 @@ def sync_cmd(app: AppContext, full: bool, approve: str | None, only: tuple[str, 
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write the plan to this file instead of stdout.",
+    help="Write the plan to this file (mode 0600: it may hold names) instead of stdout.",
 )
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has changes (0 when empty).")
 @click.option("--redact", is_flag=True, help="Pseudonymize personal values (for public CI logs).")
@@ -184,7 +184,7 @@ def plan_cmd(
         color = out is None and sys.stdout.isatty()
         text = render_text(result.plan, instance=instance, color=color, fmt=value_fmt, redact=redactor)
     if out is not None:
-        out.write_text(text, encoding="utf-8")
+        write_private(out, text)
         click.echo(f"plan written to {out} ({_summary_line(result)})", err=True)
     else:
         click.echo(text, nl=False)

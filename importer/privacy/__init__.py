@@ -28,6 +28,7 @@ from importer.privacy._person import Holding, Holdings, Person, collect, find_pe
 from importer.privacy._pseudonyms import (
     ACCOUNT_KIND,
     LOG_KIND,
+    MIN_PEPPER_BYTES,
     PREFIX,
     PSEUDONYM_RE,
     Pseudonymizer,
@@ -39,6 +40,7 @@ from importer.privacy._pseudonyms import (
 __all__ = [
     "ACCOUNT_KIND",
     "LOG_KIND",
+    "MIN_PEPPER_BYTES",
     "PREFIX",
     "PSEUDONYM_RE",
     "ForgetResult",

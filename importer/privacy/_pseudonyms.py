@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ACCOUNT_KIND",
     "LOG_KIND",
+    "MIN_PEPPER_BYTES",
     "PREFIX",
     "PSEUDONYM_RE",
     "Pseudonymizer",
@@ -31,14 +32,15 @@ PREFIX = "pid:"
 LOG_KIND = "person"  # logs, --redact plans, `privacy pseudonym`: one kind, so they all agree
 ACCOUNT_KIND = "acct"  # keys of the accountId cache in state
 PSEUDONYM_RE = re.compile(r"pid:[a-z2-7]{16}")
+MIN_PEPPER_BYTES = 16  # `importer secrets init` generates 32
 
 
 class Pseudonymizer:
     """Keyed pseudonyms under one pepper."""
 
     def __init__(self, pepper: bytes) -> None:
-        if len(pepper) < 16:
-            raise ValueError("the pseudonym pepper must be at least 16 bytes")
+        if len(pepper) < MIN_PEPPER_BYTES:
+            raise ValueError(f"the pseudonym pepper must be at least {MIN_PEPPER_BYTES} bytes")
         self._pepper = bytes(pepper)
 
     def __repr__(self) -> str:
@@ -70,13 +72,10 @@ def account_key(pseudonyms: Pseudonymizer, email: str) -> str:
 
 def open_pseudonymizer(settings: Settings) -> Pseudonymizer:
     """The pseudonymizer from the vault's pepper alone (no state store, no network)."""
-    from importer.errors import CredentialError
     from importer.logs import set_pseudonymizer
-    from importer.runtime import PEPPER, open_vault
+    from importer.runtime import PEPPER, open_vault, pseudonymizer_from, read_secrets
 
-    vault = open_vault(settings)
-    if PEPPER not in {info.name for info in vault.names()}:
-        raise CredentialError(f"the vault {settings.vault.path} holds no {PEPPER}")
-    pseudonyms = Pseudonymizer(pepper_bytes(vault.get(PEPPER).reveal()))
+    secrets = read_secrets(settings, open_vault(settings), refs={})
+    pseudonyms = pseudonymizer_from(settings, secrets[PEPPER])
     set_pseudonymizer(pseudonyms)
     return pseudonyms

@@ -94,7 +94,7 @@ from importer.vault._settings import (
     VaultSettings,
     has_passphrase_source,
 )
-from importer.vault._vault import Vault
+from importer.vault._vault import Vault, check_name
 
 __all__ = [
     "DEFAULT_SCRYPT",
@@ -140,5 +140,6 @@ __all__ = [
     "VaultVersionError",
     "VaultWriteError",
     "WrongKeyError",
+    "check_name",
     "has_passphrase_source",
 ]

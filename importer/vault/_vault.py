@@ -42,7 +42,7 @@ from importer.vault._settings import (
     _passphrase,
 )
 
-__all__ = ["Vault"]
+__all__ = ["Vault", "check_name"]
 
 _MAX_VALUE = 64 * 1024
 
@@ -58,7 +58,8 @@ def _require(path: Path, sources: Iterable[str]) -> tuple[str, ...]:
     return tuple(s for s in SOURCES if s in wanted)
 
 
-def _check_name(path: Path, name: str) -> None:
+def check_name(path: Path, name: str) -> None:
+    """Refuse a name that cannot be a secret's (``VaultUsageError``); the name is not echoed."""
     if not _NAME.fullmatch(name):
         raise VaultUsageError(
             path,
@@ -155,10 +156,13 @@ class Vault:
         raw = _read_vault(path)
         doc, mac = _parse(path, raw)
         if check_require and not set(settings.require) <= set(doc.require):
+            # A plain `rotate` keeps every source the vault has unless told otherwise, so it is
+            # refused when the configuration drops one; naming the sources always works.
+            fix = "importer secrets rotate " + " ".join(f"--require {s}" for s in settings.require)
             raise RequireMismatchError(
                 path,
                 f"{path} is protected by {'+'.join(doc.require)} but the configuration requires "
-                f"{'+'.join(settings.require)}: run `importer secrets rotate` to re-wrap it, "
+                f"{'+'.join(settings.require)}: run `{fix}` to re-wrap it as configured, "
                 "or correct vault.require",
             )
         kms = _Kms(settings, kms_client)
@@ -234,7 +238,7 @@ class Vault:
 
     def set(self, name: str, value: str) -> None:
         """Store (or replace) one secret and write the file atomically."""
-        _check_name(self.path, name)
+        check_name(self.path, name)
         if not value or len(value) > _MAX_VALUE or "\x00" in value:
             raise VaultUsageError(
                 self.path, f"the value for {name} must be 1 to {_MAX_VALUE} characters, no NUL"
