@@ -162,7 +162,8 @@ def plan_cmd(
     """Show what a sync would change, without changing anything (the CI dry run).
 
     Exit 0 when there is nothing to do, 2 with --detailed-exitcode when there are changes,
-    3 when the deletion guard would refuse the plan.
+    3 when the deletion guard would refuse the plan, 1 when a read from Entra did not
+    complete (the plan may miss changes; it says which source).
     """
     import os
 
