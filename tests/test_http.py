@@ -13,12 +13,15 @@ from email.utils import format_datetime
 import pytest
 import requests
 import responses
+from structlog.testing import capture_logs
 
 from importer.errors import (
     ApiAuthError,
     ApiClientError,
     ApiNotFoundError,
     ApiServerError,
+    ApiThrottledError,
+    RetriableError,
     RetryBudgetExceeded,
     TransportError,
 )
@@ -27,6 +30,7 @@ from importer.http import (
     HttpSettings,
     RateLimiter,
     RetryBudget,
+    parse_rate_limit_reset,
     parse_retry_after,
     route_template,
 )
@@ -66,7 +70,9 @@ def test_retry_after_forms_are_parsed(header: str, expected: float | None) -> No
     [
         pytest.param("2", 2.0, id="integer"),
         pytest.param("2.128", 2.128, id="decimal"),
-        pytest.param("0,120", 0.12, id="comma"),
+        pytest.param("0,120", 1.0, id="comma-below-a-second-is-one-second"),
+        pytest.param("0.124", 1.0, id="batch-style-below-a-second-is-one-second"),
+        pytest.param("0", 1.0, id="zero-is-one-second"),
         pytest.param("http-date", 7.0, id="http-date"),
     ],
 )
@@ -85,16 +91,86 @@ def test_each_retry_after_form_is_waited_at_least(header: str, minimum: float) -
 
 
 @responses.activate
-def test_without_retry_after_backoff_is_exponential_with_jitter_and_capped() -> None:
+def test_a_passing_error_backs_off_quickly_exponential_with_jitter_and_capped() -> None:
+    """A 502 (like a dropped connection) is no throttle: full jitter from backoff_base_s."""
     clock = FakeClock()
     for _ in range(5):
-        responses.get(URL, status=503)
+        responses.get(URL, status=502)
     responses.get(URL, status=200, json={})
     http = make_http(clock, backoff_base_s=1.0, backoff_cap_s=4.0, max_retries=6)
     http.get_json(URL)
     assert len(clock.sleeps) == 5
     for attempt, wait in enumerate(clock.sleeps, start=1):
         assert 0 <= wait <= min(4.0, 1.0 * 2 ** (attempt - 1))
+
+
+@pytest.mark.parametrize("status", [pytest.param(429, id="429"), pytest.param(503, id="503")])
+@responses.activate
+def test_a_throttle_without_retry_after_backs_off_from_two_seconds_up_to_a_minute(status: int) -> None:
+    """assets-api.md §14.6: no header -> exponential backoff with jitter, start 2 s, cap 60 s;
+    never the near-immediate retry a 0.5 s full jitter gave."""
+    clock = FakeClock()
+    for _ in range(7):
+        responses.get(URL, status=status, json={})
+    responses.get(URL, status=200, json={"ok": True})
+    http = make_http(clock, max_retries=7)
+    assert http.get_json(URL) == {"ok": True}
+    assert len(clock.sleeps) == 7
+    for attempt, wait in enumerate(clock.sleeps, start=1):
+        ceiling = min(60.0, 2.0 * 2 ** (attempt - 1))
+        assert ceiling / 2 <= wait <= ceiling, (attempt, wait)
+    assert clock.sleeps[0] >= 1.0
+    assert max(clock.sleeps) <= 60.0
+
+
+@responses.activate
+def test_x_ratelimit_reset_is_waited_for_when_retry_after_is_absent() -> None:
+    """Jira's 429 may carry only X-RateLimit-Reset (an ISO timestamp, assets-api.md §9)."""
+    clock = FakeClock()
+    reset = (clock.now() + timedelta(seconds=7)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    responses.get(URL, status=429, headers={"X-RateLimit-Reset": reset}, json={})
+    responses.get(URL, status=200, json={"ok": True})
+    assert make_http(clock).get_json(URL) == {"ok": True}
+    assert len(clock.sleeps) == 1
+    assert 7.0 <= clock.sleeps[0] < 8.5
+
+
+@responses.activate
+def test_retry_after_wins_over_x_ratelimit_reset() -> None:
+    clock = FakeClock()
+    reset = (clock.now() + timedelta(seconds=30)).isoformat()
+    responses.get(URL, status=429, headers={"Retry-After": "3", "X-RateLimit-Reset": reset}, json={})
+    responses.get(URL, status=200, json={})
+    make_http(clock).get_json(URL)
+    assert 3.0 <= clock.sleeps[0] < 4.0
+
+
+@responses.activate
+def test_a_reset_time_beyond_the_maximum_wait_fails_at_once_naming_the_header() -> None:
+    clock = FakeClock()
+    reset = (clock.now() + timedelta(hours=1)).isoformat()
+    responses.get(URL, status=429, headers={"X-RateLimit-Reset": reset}, json={})
+    with pytest.raises(RetryBudgetExceeded, match=r"asked to wait 3600 s \(X-RateLimit-Reset\)"):
+        make_http(clock, max_retry_wait_s=120).get_json(URL)
+    assert clock.sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        pytest.param("2026-11-29T12:00:05.500Z", 5.5, id="iso-ms-z"),
+        pytest.param("2026-11-29T12:01Z", 60.0, id="iso-minutes-z"),
+        pytest.param("2026-11-29T13:00:05+01:00", 5.0, id="iso-offset"),
+        pytest.param("2026-11-29T12:00:05", 5.0, id="naive-is-utc"),
+        pytest.param("2026-11-29T11:00:00Z", 0.0, id="past"),
+        pytest.param("soon", None, id="garbage"),
+        pytest.param("", None, id="empty"),
+    ],
+)
+def test_rate_limit_reset_forms_are_parsed(header: str, expected: float | None) -> None:
+    now = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
+    got = parse_rate_limit_reset(header, now=now)
+    assert got == (pytest.approx(expected) if expected is not None else None)
 
 
 @responses.activate
@@ -390,3 +466,233 @@ def test_an_explicit_ca_bundle_wins_over_requests_ca_bundle(
     http.get_json("https://127.0.0.1:1/x")
     assert seen["verify"] == "/tmp/sandbox-ca.pem"
     assert seen["timeout"] == (10.0, 30.0)
+
+
+# -- the last attempt, the budget and `landed` ---------------------------------------------------
+
+
+@responses.activate
+def test_without_retries_a_long_retry_after_raises_the_throttle_itself_and_costs_nothing() -> None:
+    """max_retries=0: no retry follows, so neither the budget nor the maximum wait is involved."""
+    responses.get(URL, status=429, headers={"Retry-After": "3600"}, json={})
+    budget = RetryBudget(20)
+    http = Http("assets", HttpSettings(max_retries=0), clock=FakeClock(), budget=budget)
+    with capture_logs() as logs, pytest.raises(ApiThrottledError) as info:
+        http.get_json(URL)
+    assert info.value.status == 429
+    assert len(responses.calls) == 1
+    assert budget.tokens == 20
+    assert http.stats.throttled_waits == 0
+    assert http.stats.waited_s == 0
+    assert not [e for e in logs if e["event"] == "request_retry_scheduled"]
+
+
+@responses.activate
+def test_the_last_attempts_error_is_raised_even_with_a_long_retry_after() -> None:
+    """After the final attempt the run sees the real 503 (retriable), not 'retry budget exceeded'."""
+    responses.get(URL, status=503, json={})
+    responses.get(URL, status=503, json={})
+    responses.get(URL, status=503, headers={"Retry-After": "3600"}, json={"error": {"code": "busy"}})
+    budget = RetryBudget(100)
+    clock = FakeClock()
+    http = Http("assets", HttpSettings(max_retries=2), clock=clock, budget=budget)
+    with capture_logs() as logs, pytest.raises(ApiServerError) as info:
+        http.get_json(URL)
+    assert info.value.status == 503
+    assert len(responses.calls) == 3
+    assert budget.tokens == 100 - 2 * 5  # two retries were paid for, not a third
+    assert http.stats.throttled_waits == 2
+    assert http.stats.waited_s == pytest.approx(sum(clock.sleeps))
+    assert len([e for e in logs if e["event"] == "request_retry_scheduled"]) == 2
+
+
+@responses.activate
+def test_a_budget_that_covers_every_retry_ends_with_the_real_error() -> None:
+    responses.get(URL, status=502)
+    budget = RetryBudget(10)  # exactly two retries
+    http = Http("assets", HttpSettings(max_retries=2), clock=FakeClock(), budget=budget)
+    with pytest.raises(ApiServerError):
+        http.get_json(URL)
+    assert len(responses.calls) == 3
+    assert budget.tokens == 0
+
+
+@pytest.mark.parametrize(
+    ("budget", "retry_after", "refused"),
+    [
+        pytest.param(4, None, "retry budget exhausted", id="budget-empty"),
+        pytest.param(500, "3600", "asked to wait 3600 s", id="wait-too-long"),
+    ],
+)
+@responses.activate
+def test_a_create_whose_retry_is_refused_is_still_looked_up(
+    budget: int, retry_after: str | None, refused: str
+) -> None:
+    """The 503'd POST may have created the object: `landed` is asked before giving up."""
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    responses.post(URL, status=503, headers=headers, json={})
+    http = Http("assets", HttpSettings(), clock=FakeClock(), budget=RetryBudget(budget))
+    checks: list[str] = []
+
+    def found() -> dict[str, str]:
+        checks.append("looked")
+        return {"id": "9"}
+
+    assert http.request("POST", URL, json_body={}, landed=found).body == {"id": "9"}
+    assert checks == ["looked"]
+    assert len(responses.calls) == 1
+
+    def nothing() -> None:
+        checks.append("looked again")
+
+    with pytest.raises(RetryBudgetExceeded, match=refused):
+        http.request("POST", URL, json_body={}, landed=nothing)
+    assert checks == ["looked", "looked again"]
+    assert len(responses.calls) == 2  # no second POST either time
+
+
+@responses.activate
+def test_a_408_is_retried_even_for_a_plain_post() -> None:
+    """408: the server gave up waiting for the request, so it did not act on it."""
+    responses.post(URL, status=408)
+    responses.post(URL, status=201, json={"id": "3"})
+    clock = FakeClock()
+    assert make_http(clock).post_json(URL, {}) == {"id": "3"}
+    assert len(responses.calls) == 2
+    responses.reset()
+    responses.get(URL, status=408)
+    with pytest.raises(TransportError) as info:
+        make_http(max_retries=1).get_json(URL)
+    assert info.value.status == 408
+    assert isinstance(info.value, RetriableError)
+
+
+# -- what requests raises, body size, sessions ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        pytest.param(requests.exceptions.TooManyRedirects, id="too-many-redirects"),
+        pytest.param(requests.exceptions.InvalidHeader, id="invalid-header"),
+        pytest.param(requests.exceptions.InvalidURL, id="invalid-url"),
+        pytest.param(requests.exceptions.RequestException, id="any-other"),
+    ],
+)
+@responses.activate
+def test_other_request_exceptions_are_transport_errors_naming_only_their_type(
+    exc: type[requests.exceptions.RequestException],
+) -> None:
+    secret_url = "https://api.example.test/v1/things?user=jane.doe@contoso.com&token=abc"
+    responses.get(URL, body=exc(f"Exceeded 30 redirects at {secret_url}"))
+    with pytest.raises(TransportError) as info:
+        make_http().get_json(URL)
+    text = str(info.value)
+    assert exc.__name__ in text
+    assert "jane.doe" not in text
+    assert "token=abc" not in text
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__
+    assert len(responses.calls) == 1  # they do not pass by themselves: not retried
+
+
+@pytest.mark.parametrize("expect_json", [pytest.param(True, id="json"), pytest.param(False, id="raw")])
+@responses.activate
+def test_a_body_over_the_cap_is_a_transport_error(monkeypatch: pytest.MonkeyPatch, expect_json: bool) -> None:
+    monkeypatch.setattr("importer.http._client.MAX_BODY_BYTES", 1024 * 1024)
+    responses.get(URL, body=b"[" + b"1," * (1024 * 1024) + b"1]", content_type="application/json")
+    with pytest.raises(TransportError, match="response body over 1 MB"):
+        make_http().request("GET", URL, expect_json=expect_json)
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_a_body_under_the_cap_is_read_whole_as_utf8(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("importer.http._client.MAX_BODY_BYTES", 4096)
+    value = "é" * 2000  # 4,000 bytes in UTF-8, the JSON around it stays under 4,096
+    body = ('{"v": "' + value + '"}').encode()
+    responses.get(URL, body=body, content_type="application/json")
+    assert make_http().get_json(URL) == {"v": value}
+
+
+def test_the_default_body_cap_is_64_mb() -> None:
+    from importer.http import MAX_BODY_BYTES
+
+    assert MAX_BODY_BYTES == 64 * 1024 * 1024
+
+
+class _EndlessHandler(http.server.BaseHTTPRequestHandler):
+    """A chunked body that never ends (no Content-Length to refuse it by)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b"[" + b"0," * 32768
+        try:
+            for _ in range(10_000):  # 640 MB at most, should the client read it all
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_an_endless_body_is_cut_at_the_cap_not_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("importer.http._client.MAX_BODY_BYTES", 1024 * 1024)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EndlessHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = Http("assets", HttpSettings(timeout_s=5), clock=FakeClock())
+        started = time.monotonic()
+        with pytest.raises(TransportError, match="response body over 1 MB"):
+            client.get_json(f"http://127.0.0.1:{server.server_address[1]}/big")
+        assert time.monotonic() - started < 5
+        assert client.stats.total() == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@responses.activate
+def test_an_injected_session_keeps_its_own_verify(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without http.ca_bundle, a session given to Http (e.g. one with a corporate CA) is not overridden."""
+    session = requests.Session()
+    session.verify = "/etc/corp/ca.pem"
+    session.trust_env = False
+    responses.get(URL, json={})
+    Http("assets", HttpSettings(), clock=FakeClock(), session=session).get_json(URL)
+    assert responses.calls[0].request.req_kwargs["verify"] == "/etc/corp/ca.pem"  # type: ignore[attr-defined]
+    responses.calls.reset()
+    Http(
+        "assets", HttpSettings(ca_bundle="/tmp/sandbox-ca.pem"), clock=FakeClock(), session=session
+    ).get_json(URL)
+    assert responses.calls[0].request.req_kwargs["verify"] == "/tmp/sandbox-ca.pem"  # type: ignore[attr-defined]
+
+
+@responses.activate
+def test_a_sibling_of_our_own_session_reads_the_environment_like_we_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """for_service (the authority beside Graph) shares the session and still honours
+    REQUESTS_CA_BUNDLE and the proxy variables."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/corp/ca.pem")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.test:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    graph = Http("graph", HttpSettings(), clock=FakeClock())
+    sibling = graph.for_service("authority")
+    assert sibling.session is graph.session
+    responses.get(URL, json={})
+    sibling.get_json(URL)
+    kwargs = responses.calls[0].request.req_kwargs  # type: ignore[attr-defined]
+    assert kwargs["verify"] == "/etc/corp/ca.pem"
+    assert kwargs["proxies"].get("https") == "http://proxy.corp.test:3128"
+    assert sibling.stats is graph.stats
+    assert sibling.budget is graph.budget
+    assert graph.stats.by_service() == {"authority": 1}

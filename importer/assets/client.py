@@ -11,16 +11,21 @@ Searching: Cloud ``POST /object/aql?startAt=&maxResults=&includeAttributes=`` wi
 ``{"qlQuery": ...}`` (idempotent, so retried like a GET); Data Center
 ``GET /aql/objects?qlQuery=&page=&resultPerPage=`` (``objectEntries``, ``pageNumber``,
 ``pageSize`` = number of pages, ``totalFilterCount``). Both are generators (``iter_aql_pages``)
-that stop on an empty page, on the last page, or on a short page, and raise
-``PagingLoopError`` when the server serves the same page twice.
+and raise ``PagingLoopError`` when the server serves the same page twice. They stop on an empty
+page or on the last page by the server's word (Cloud: ``isLast``, or a page shorter than the
+``maxResults`` the server echoes; Data Center: ``pageNumber`` reaching ``pageSize``, or
+``totalFilterCount`` objects seen). A page shorter than what we asked for is no proof of the end
+by itself (assets-api.md §5): a server may cap the page size without saying so, so without
+those fields the search goes on to an empty page.
 
 Rate limits (assets-api.md §9): the spec gives 1000 requests/min per API key for
 ``POST /object/aql`` and 2000/min for ``POST /object/create``, ``GET /object/{id}`` and
 ``GET /objecttype/{id}/attributes``; the instance as a whole is limited too (1000/min per
 endpoint, 10,000/min in total, shared with every other integration). The caller gives the
-``Http`` one shared ``RateLimiter`` for the whole instance, ``DEFAULT_REQUESTS_PER_MINUTE`` (900)
-unless configured, which keeps us under the tightest limit we use (AQL, 1000/min); ``Http``
-honours ``Retry-After`` on 429 and 503 and retries nothing itself beyond that policy.
+``Http`` one shared ``RateLimiter`` for the whole instance, set by ``http.requests_per_minute``
+(``HttpConfig``; 900 unless configured), which keeps us under the tightest limit we use (AQL,
+1000/min); ``Http`` honours ``Retry-After`` (or ``X-RateLimit-Reset``) on 429 and 503 and
+retries nothing itself beyond that policy.
 """
 
 from __future__ import annotations
@@ -51,7 +56,6 @@ from importer.errors import ConfigError, PagingLoopError
 from importer.http import Http
 
 __all__ = [
-    "DEFAULT_REQUESTS_PER_MINUTE",
     "AqlPage",
     "AssetsAuth",
     "AssetsClient",
@@ -65,7 +69,6 @@ __all__ = [
 ]
 
 Flavor = Literal["cloud", "datacenter"]
-DEFAULT_REQUESTS_PER_MINUTE = 900  # for the one RateLimiter shared by every Assets call of an instance
 _JSON_HEADERS: Mapping[str, str] = {"Accept": "application/json", "Content-Type": "application/json"}
 _log = structlog.get_logger("importer.assets.client")
 
@@ -177,6 +180,13 @@ def _int(value: object, default: int) -> int:
     return default
 
 
+def _ends_short(body: Mapping[str, Any], count: int) -> bool:
+    """A page shorter than the ``maxResults`` the server echoes (its own cap) is the last; without
+    an echo a short page proves nothing, since the server may cap what we asked for silently."""
+    echoed = _int(body.get("maxResults"), 0)
+    return echoed > 0 and count < echoed
+
+
 def _list(body: Any, *keys: str) -> list[Mapping[str, Any]]:
     """A bare list, or the list under one of ``keys`` (clients must accept both, assets-api.md §3)."""
     if isinstance(body, dict):
@@ -282,9 +292,7 @@ class AssetsClient:
             # Data Center answers {"objectschemas": [...]} in one go; Cloud pages like AQL does.
             if not page or not isinstance(body, dict) or "values" not in body:
                 return schemas
-            if _truthy(body.get("isLast", body.get("last", False))) or len(page) < _int(
-                body.get("maxResults"), 100
-            ):
+            if _truthy(body.get("isLast", body.get("last", False))) or _ends_short(body, len(page)):
                 return schemas
             start += len(page)
 
@@ -372,9 +380,7 @@ class AssetsClient:
             yield AqlPage(objects=objects, attributes=_list(body.get("objectTypeAttributes")))
             if not objects or _truthy(body.get("isLast", body.get("last", False))):
                 return
-            # A server may cap maxResults below what we asked: it echoes the cap, so a page is
-            # "short" only against the echoed value.
-            if len(objects) < _int(body.get("maxResults"), page_size):
+            if _ends_short(body, len(objects)):
                 return
             first = as_id(objects[0].get("id"))
             if first is not None and first == previous_first:
@@ -385,6 +391,7 @@ class AssetsClient:
     def _iter_dc_pages(self, ql: str, *, page_size: int, include_attributes: bool) -> Iterator[AqlPage]:
         page = 1
         seen = 0
+        previous_first: str | None = None
         while True:
             params = {
                 "qlQuery": ql,
@@ -398,12 +405,14 @@ class AssetsClient:
             yield AqlPage(objects=objects, attributes=_list(body.get("objectTypeAttributes")))
             seen += len(objects)
             number = _int(body.get("pageNumber"), page)
-            pages = _int(body.get("pageSize"), 0)  # Insight's pageSize is the number of pages
+            pages = _int(body.get("pageSize"), -1)  # Insight's pageSize is the number of pages
             total = _int(body.get("totalFilterCount"), -1)
-            if not objects or number >= pages or (total >= 0 and seen >= total):
+            if not objects or (pages >= 0 and number >= pages) or (total >= 0 and seen >= total):
                 return
-            if number < page:
+            first = as_id(objects[0].get("id"))
+            if number < page or (first is not None and first == previous_first):
                 raise PagingLoopError("GET /aql/objects")
+            previous_first = first
             page = number + 1
 
     def get_object(self, object_id: str) -> Mapping[str, Any] | None:

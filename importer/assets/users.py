@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 import structlog
 
 from importer.assets.client import AssetsAuth, request_headers
+from importer.errors import PagingLoopError
 from importer.http import Http
 
 __all__ = ["AccountResolver"]
@@ -73,7 +74,9 @@ class AccountResolver:
     def prefetch(self, *, page_size: int = 1000) -> int:
         """List every account once (``GET /rest/api/3/users/search``, 1,000 a page) to resolve in bulk.
 
-        A large first run then costs one request per 1,000 accounts instead of one per email.
+        A large first run then costs one request per 1,000 accounts instead of one per email. The
+        listing ends on an empty page only: the answer is a bare list that does not say whether
+        the server capped ``maxResults``, so a short page is no proof that no account follows.
         Emails the listing shows resolve from it; an email it does not show is searched for one by
         one only when some accounts hide their email address (Atlassian profile visibility).
         Returns the number of accounts listed.
@@ -81,6 +84,7 @@ class AccountResolver:
         listed: dict[str, set[str]] = {}
         hidden = 0
         start = 0
+        previous_first: object = None
         while True:
             body = self._http.get_json(
                 self._all_url,
@@ -89,6 +93,12 @@ class AccountResolver:
                 route="/rest/api/3/users/search",
             )
             page = [u for u in (body if isinstance(body, list) else []) if isinstance(u, dict)]
+            if not page:
+                break
+            first = page[0].get("accountId")
+            if first is not None and first == previous_first:
+                raise PagingLoopError("/rest/api/3/users/search")  # startAt ignored: it never ends
+            previous_first = first
             for user in page:
                 if user.get("accountType", "atlassian") != "atlassian" or user.get("active") is False:
                     continue
@@ -98,8 +108,6 @@ class AccountResolver:
                 else:
                     hidden += 1
             start += len(page)
-            if len(page) < page_size:
-                break
         with self._lock:
             self._listed = listed
             self._hidden = hidden

@@ -6,15 +6,19 @@ asked for before each Graph request (a cache hit, refreshed by MSAL five minutes
 and dropped once when Graph answers 401.
 
 MSAL's own HTTP goes through ``importer.http.Http`` (service ``authority``) so timeouts, the CA
-bundle, retries and request counting apply to it as well. Token errors become
-``GraphCredentialError`` (a ``CredentialError``, exit code 4) with a message per AADSTS code; the
-secret, the token and the tenant's identifiers never appear in a message.
+bundle, retries and request counting apply to it as well: a 408 or 429 from the token endpoint
+is retried after its ``Retry-After`` like any throttle, and only the other 4xx answers reach MSAL.
+Token errors become ``GraphCredentialError`` (a ``CredentialError``, exit code 4) with a message
+per AADSTS code; an answer MSAL cannot read (not JSON) is a ``TransportError`` (retriable). The
+secret, the token, the tenant's identifiers and the authority's answer never appear in a message,
+and MSAL's own logger, which would print an unreadable token answer, is kept quiet.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -26,7 +30,7 @@ from urllib.parse import urlsplit
 import msal
 import structlog
 
-from importer.errors import CredentialError, api_error_for_status
+from importer.errors import CredentialError, TransportError, api_error_for_status
 from importer.graph.credentials import (
     ClientCertificate,
     ClientSecret,
@@ -40,6 +44,9 @@ from importer.logs import register_secret
 __all__ = ["CLOUDS", "ClientCertificate", "ClientSecret", "Cloud", "GraphAuth", "reset_app_cache"]
 
 _log = structlog.get_logger("importer.graph.auth")
+# MSAL logs a token answer that is not JSON whole, at ERROR ("Token response is not in json
+# format: <body>"), and logs nothing else there that we use; token() reports such an answer itself.
+logging.getLogger("msal.oauth2cli.oauth2").setLevel(logging.CRITICAL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +82,9 @@ class _MsalResponse:
             )
 
 
-_CLIENT_ERRORS = frozenset(range(400, 500))
+# The 4xx answers MSAL reads (OAuth error bodies: AADSTS codes). 408 and 429 are not answers about
+# the credential: Http retries them, honouring Retry-After, and raises them typed when they last.
+_CLIENT_ERRORS = frozenset(range(400, 500)) - {408, 429}
 
 
 class _MsalHttp:
@@ -90,6 +99,12 @@ class _MsalHttp:
         """The JSON body of the last 4xx this thread saw from the authority."""
         return getattr(self._local, "error", None)
 
+    @property
+    def last_call(self) -> tuple[str, str, int | None]:
+        """Method, route and status of the last authority call this thread made."""
+        found: tuple[str, str, int | None] | None = getattr(self._local, "call", None)
+        return found or ("POST", "/{tenant}/oauth2/v2.0/token", None)
+
     def get(self, url: str, params: Any = None, headers: Any = None, **_: Any) -> _MsalResponse:
         return self._send("GET", url, params=params, data=None, headers=headers)
 
@@ -103,6 +118,7 @@ class _MsalHttp:
 
     def _send(self, method: str, url: str, *, params: Any, data: Any, headers: Any) -> _MsalResponse:
         route = _authority_route(url)
+        self._local.call = (method, route, None)
         response = self.http.request(
             method,
             url,
@@ -111,9 +127,10 @@ class _MsalHttp:
             headers=headers,
             route=route,
             idempotent=True,  # a token request has no side effect; repeating it is safe
-            expect_json=False,
+            expect_json=True,  # every 2xx the authority sends is JSON: a cut one is retried
             accept_statuses=_CLIENT_ERRORS,
         )
+        self._local.call = (method, route, response.status)
         self._local.error = (
             response.body if response.status >= 400 and isinstance(response.body, dict) else None
         )
@@ -205,7 +222,17 @@ class GraphAuth:
         """A valid access token for Graph (from MSAL's cache when it has one)."""
         cached = self._app()
         with cached.lock:  # one token request at a time, even with many reader threads
-            result = cached.app.acquire_token_for_client(scopes=[self.scope])
+            try:
+                result = cached.app.acquire_token_for_client(scopes=[self.scope])
+            except ValueError as exc:  # json.JSONDecodeError: an answer (e.g. a proxy's page) not JSON
+                method, route, status = cached.transport.last_call
+                raise TransportError(
+                    service=self._http.service,
+                    method=method,
+                    route=route,
+                    status=status,
+                    detail=f"the authority's answer could not be read ({type(exc).__name__})",
+                ) from None
         if isinstance(result, dict) and isinstance(result.get("access_token"), str):
             if result.get("token_source") == "identity_provider":
                 _log.info("token_acquired", service="authority", expires_in=result.get("expires_in"))
@@ -274,10 +301,11 @@ class GraphAuth:
             body = transport.last_error
             if body is not None:
                 raise credential_error(body) from None
+            # Not chained: MSAL's message quotes the discovery URL (the tenant) and the answer.
             raise GraphCredentialError(
-                "the authority's configuration could not be read",
+                f"the authority's configuration could not be read ({type(exc).__name__})",
                 fix="check entra.tenant_id, entra.cloud and entra.authority_host",
-            ) from exc
+            ) from None
         return _CachedApp(app=app, transport=transport, lock=threading.Lock())
 
     def _msal_credential(self) -> str | dict[str, Any]:
@@ -295,12 +323,6 @@ class GraphAuth:
 
 
 def _sibling(http: Http) -> Http:
-    """An ``Http`` for the authority sharing the run's settings, stats, budget, clock and session."""
-    return Http(
-        "authority",
-        http.settings,
-        stats=http.stats,
-        budget=http.budget,
-        clock=http.clock,
-        session=http.session,
-    )
+    """An ``Http`` for the authority sharing the run's settings, stats, budget, clock and session
+    (with the session's proxy and CA handling)."""
+    return http.for_service("authority")

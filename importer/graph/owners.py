@@ -3,10 +3,12 @@
 ``$batch`` carries up to 20 ``GET /devices/{id}/registeredOwners?$select=id`` requests per POST;
 batches go out a few at a time from a thread pool. The outer POST goes through ``Http`` (retries,
 budget); the inner responses are judged here, because ``Http`` cannot see them: an inner 429 (or
-503/504) is retried after its own ``Retry-After``, spending from the run's retry budget (given
-back once the retried requests are answered, as ``Http`` does for its own retries); an inner 404
-means the device is gone, so it has no owner; any other inner error leaves that device's owner
-unknown and the read incomplete.
+503/504) is retried after its own ``Retry-After`` (at least 1 s; without one, the throttle backoff
+``Http`` uses), spending from the run's retry budget (given back once the retried requests are
+answered, as ``Http`` does for its own retries); when the retries run out the error is the one
+the last inner status names (429 throttled, 503/504 server error). An inner 404 means the device
+is gone, so it has no owner; any other inner error leaves that device's owner unknown and the
+read incomplete.
 
 Intune (``deviceManagement/managedDevices``) is one paged list joined on ``azureADDeviceId``, which
 is the Entra device's ``deviceId``, not its object ``id``.
@@ -14,6 +16,7 @@ is the Entra device's ``deviceId``, not its object ``id``.
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +30,6 @@ import structlog
 from importer.crashpoints import crash_point
 from importer.errors import (
     ApiError,
-    ApiThrottledError,
     CredentialError,
     FatalError,
     ImporterError,
@@ -37,7 +39,7 @@ from importer.errors import (
 from importer.graph.errors import BrokenPagingError, permission_error
 from importer.graph.models import DeviceOwner, GraphRecord, OwnersRead
 from importer.graph.paging import iter_pages
-from importer.http import parse_retry_after
+from importer.http import parse_retry_after, retry_delay
 
 if TYPE_CHECKING:
     from importer.graph.client import GraphClient
@@ -49,6 +51,7 @@ _OWNERS_ROUTE = "/v1.0/devices/{id}/registeredOwners"
 _BATCH_ROUTE = "/v1.0/$batch"
 _INNER_RETRY = frozenset({429, 503, 504})
 _NO_USER = frozenset({"", "00000000-0000-0000-0000-000000000000"})
+_jitter = random.Random()  # noqa: S311 - jitter, not cryptography
 _log = structlog.get_logger("importer.graph")
 
 
@@ -151,11 +154,11 @@ def _batch(client: GraphClient, chunk: list[str]) -> _Outcome:
             outcome.error = permission_error(exc, "owners")
             return outcome
         crash_point("owners")  # test-only (IMPORTER_CRASH_AT)
-        retry, wait = _judge(answer, pending, outcome, http.clock.now())
+        retry, wait, status = _judge(answer, pending, outcome, http.clock.now())
         pending = retry
         if pending:
             attempt += 1
-            delay = _retry_wait(client, attempt, wait)
+            delay = _retry_wait(client, attempt, wait, status)
             if isinstance(delay, BaseException):
                 outcome.failed.extend(pending.values())
                 outcome.error = delay
@@ -170,16 +173,18 @@ def _batch(client: GraphClient, chunk: list[str]) -> _Outcome:
 
 def _judge(
     answer: Any, pending: dict[str, str], outcome: _Outcome, now: datetime
-) -> tuple[dict[str, str], float | None]:
-    """Sort a batch's inner responses into owners, failures and retries (with the longest wait asked)."""
+) -> tuple[dict[str, str], float | None, int]:
+    """Sort a batch's inner responses into owners, failures and retries (with the longest wait
+    asked and the status of the last retried one)."""
     responses = answer.get("responses") if isinstance(answer, dict) else None
     if not isinstance(responses, list):
         outcome.failed.extend(pending.values())
         outcome.error = outcome.error or BrokenPagingError("$batch: the answer has no responses list")
-        return {}, None
+        return {}, None, 0
     unanswered = dict(pending)
     retry: dict[str, str] = {}
     wait: float | None = None
+    retry_status = 0
     for item in responses:
         key = str(item.get("id")) if isinstance(item, dict) else ""
         device_id = unanswered.pop(key, None)
@@ -192,6 +197,7 @@ def _judge(
             outcome.owners[device_id] = None  # the device is gone: no owner to map
         elif status in _INNER_RETRY:
             retry[key] = device_id
+            retry_status = status
             asked = parse_retry_after(_lower(item.get("headers")).get("retry-after"), now=now)
             if asked is not None:
                 wait = max(wait or 0.0, asked)
@@ -201,19 +207,20 @@ def _judge(
     if unanswered:  # requests the batch did not answer at all
         outcome.failed.extend(unanswered.values())
         outcome.error = outcome.error or BrokenPagingError("$batch: some requests got no response")
-    return retry, wait
+    return retry, wait, retry_status
 
 
-def _retry_wait(client: GraphClient, attempt: int, asked: float | None) -> float | BaseException:
-    """The wait before retrying throttled inner requests, or the error that ends the retries."""
+def _retry_wait(client: GraphClient, attempt: int, asked: float | None, status: int) -> float | BaseException:
+    """The wait before retrying throttled inner requests, or the error that ends the retries
+    (typed by ``status``, the last inner status: 429 throttled, 503/504 server error)."""
     http = client.http
     settings = http.settings
     if attempt > settings.max_retries:
-        return ApiThrottledError(
+        return api_error_for_status(status)(
             service=http.service,
             method="GET",
             route=_OWNERS_ROUTE,
-            status=429,
+            status=status,
             detail="inner requests of $batch",
         )
     if asked is not None and asked > settings.max_retry_wait_s:
@@ -225,9 +232,8 @@ def _retry_wait(client: GraphClient, attempt: int, asked: float | None) -> float
         return RetryBudgetExceeded(
             f"graph GET {_OWNERS_ROUTE}: retry budget exhausted by throttled $batch requests"
         )
-    if asked is not None:
-        return float(asked)
-    return min(settings.backoff_cap_s, settings.backoff_base_s * 2.0 ** (attempt - 1))
+    # Every inner status retried here (429, 503, 504) is a throttle or an overload.
+    return retry_delay(attempt, asked=asked, throttled=True, settings=settings, rng=_jitter)
 
 
 def _lower(headers: Any) -> dict[str, str]:

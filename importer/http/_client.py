@@ -24,6 +24,7 @@ from importer.errors import (
 )
 from importer.http._describe import _describe_error, _never_connected, _request_id
 from importer.http._policy import (
+    THROTTLE_STATUSES,
     Clock,
     HttpSettings,
     RateLimiter,
@@ -31,15 +32,23 @@ from importer.http._policy import (
     RequestStats,
     RetryBudget,
     SystemClock,
-    parse_retry_after,
+    retry_delay,
     route_template,
+    server_wait,
 )
 
 USER_AGENT = f"importer/{__version__} (Entra ID to Jira Assets sync; python-requests/{requests.__version__})"
 # 500 too: Graph and Atlassian gateways answer a passing 500 now and then, and a GET (or a PUT,
 # or an idempotent POST such as AQL) is safe to repeat; a plain POST still is not (should_retry).
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# 408 and 429 say the server did not act on the request, so even a plain POST may be repeated.
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_NOT_ACTED_STATUSES = frozenset({408, 429})
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+# reliability.md §7: a body is read up to this size; a larger one is a corrupt response (a runaway
+# proxy, a gzip bomb), refused without reading the rest. Our largest answers (500-object AQL
+# pages with attributes) are a few MB.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+_CHUNK_BYTES = 64 * 1024
 
 _log = structlog.get_logger("importer.http")
 
@@ -58,12 +67,21 @@ class HttpResponse:
 class _Retry(Exception):
     """Internal: an attempt failed in a way that may be retried."""
 
-    def __init__(self, error: ApiError, *, retry_after: float | None, timeout: bool, sent: bool) -> None:
+    def __init__(
+        self, error: ApiError, *, asked: tuple[float, str] | None = None, timeout: bool, sent: bool
+    ) -> None:
         super().__init__(str(error))
         self.error = error
-        self.retry_after = retry_after
+        self.asked = asked  # the wait the server named, and the header that named it
         self.timeout = timeout
         self.sent = sent  # False when the request certainly never reached the server
+
+
+def _failure(state: RetryCallState) -> _Retry:
+    """The failure tenacity is deciding about (only ``_Retry`` is ever retried)."""
+    exc = state.outcome.exception() if state.outcome else None
+    assert isinstance(exc, _Retry)
+    return exc
 
 
 HeaderProvider = Callable[[], Mapping[str, str]]
@@ -123,15 +141,16 @@ class Http:
         session.trust_env = False
         return session
 
-    def _environment(self, url: str) -> tuple[dict[str, str] | None, str | bool]:
+    def _environment(self, url: str) -> tuple[dict[str, str] | None, str | bool | None]:
         """Proxies and ``verify`` for ``url``, as requests would take them from the environment.
 
         An explicit ``ca_bundle`` wins over REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE. Read once per
-        origin for our own sessions; an injected session keeps its own ``trust_env`` handling.
+        origin for our own sessions; an injected session keeps its own ``verify``, proxies and
+        ``trust_env`` handling (None lets requests merge them), unless ``ca_bundle`` is set.
         """
-        verify: str | bool = self.settings.ca_bundle or True
         if not self._own_session:
-            return None, verify
+            return None, self.settings.ca_bundle
+        verify: str | bool = self.settings.ca_bundle or True
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
         found = self._environ.get(origin)
@@ -140,6 +159,24 @@ class Http:
                 verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
             found = self._environ[origin] = (requests.utils.get_environ_proxies(url), verify)
         return found
+
+    def for_service(self, service: str) -> Http:
+        """An ``Http`` for another service of the same run (the Entra authority beside Graph).
+
+        It shares the settings, stats, retry budget, clock and session, and handles the session's
+        proxies and CA bundle as this one does (read from the environment for a session of our
+        own, left to an injected one); it has neither the header provider nor the rate limiter.
+        """
+        other = Http(
+            service,
+            self.settings,
+            stats=self.stats,
+            budget=self.budget,
+            clock=self.clock,
+            session=self.session,
+        )
+        other._own_session = self._own_session
+        return other
 
     def close(self) -> None:
         """Close pooled connections."""
@@ -196,7 +233,8 @@ class Http:
             landed: for a request that is not idempotent, what an earlier attempt that may have
                 reached the server (5xx, timeout, dropped connection, truncated answer) produced,
                 or None when it produced nothing. Called before each retry, which is sent only
-                on None, and after the last failure; a value found becomes the response body.
+                on None, and after the last failure, including one whose retry the budget or the
+                maximum wait refused; a value found becomes the response body.
             expect_json: parse the body as JSON (an empty body gives None); a body that does not
                 parse is a ``TransportError`` (retried when idempotent).
             accept_statuses: error statuses returned to the caller instead of raised.
@@ -204,11 +242,11 @@ class Http:
         method = method.upper()
         route = route or route_template(url)
         safe = idempotent if idempotent is not None else method in _IDEMPOTENT_METHODS
-        refund = {"amount": 0}
-        check = {"due": False}  # the last attempt may have acted: ask `landed` before another
+        spent = {"tokens": 0}  # what this request's retries took from the budget
+        check = {"due": False}  # the last attempt may have acted: ask `landed` before going on
 
         def may_have_acted(exc: _Retry) -> bool:
-            return not safe and exc.sent and exc.error.status != 429
+            return not safe and exc.sent and exc.error.status not in _NOT_ACTED_STATUSES
 
         def should_retry(exc: BaseException) -> bool:
             if not isinstance(exc, _Retry):
@@ -222,15 +260,36 @@ class Http:
 
         def found_landed() -> HttpResponse | None:
             assert landed is not None
+            check["due"] = False
             body = landed()
             if body is None:
                 return None
             _log.info("request_found_landed", service=self.service, method=method, route=route)
+            self.budget.refund(spent["tokens"])
             return HttpResponse(status=200, headers={}, body=body, text="", url=url)
 
         def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            assert isinstance(exc, _Retry)
+            # Only the length of the wait: tenacity >= 8.3 asks for it after the last attempt too,
+            # before deciding to stop, so paying for a retry belongs in before_sleep.
+            exc = _failure(state)
+            return retry_delay(
+                state.attempt_number,
+                asked=exc.asked[0] if exc.asked else None,
+                throttled=exc.error.status in THROTTLE_STATUSES,
+                settings=self.settings,
+                rng=self._rng,
+            )
+
+        def before_sleep(state: RetryCallState) -> None:
+            # Called (by every tenacity version) only when another attempt will be made: refuse a
+            # wait longer than allowed, pay for the retry, count the wait.
+            exc = _failure(state)
+            if exc.asked is not None and exc.asked[0] > self.settings.max_retry_wait_s:
+                seconds, header = exc.asked
+                raise RetryBudgetExceeded(
+                    f"{self.service} {method} {route}: the server asked to wait {seconds:.0f} s "
+                    f"({header}), more than http.max_retry_wait_s={self.settings.max_retry_wait_s:g}"
+                ) from exc.error
             cost = self.budget.try_spend(timeout=exc.timeout)
             if cost is None:
                 raise RetryBudgetExceeded(
@@ -238,22 +297,8 @@ class Http:
                     f"(last error: {exc.error}); the service is failing or throttling too much, "
                     "try again later"
                 ) from exc.error
-            refund["amount"] += cost
-            retry_after = exc.retry_after
-            if retry_after is not None:
-                if retry_after > self.settings.max_retry_wait_s:
-                    raise RetryBudgetExceeded(
-                        f"{self.service} {method} {route}: the server asked to wait {retry_after:.0f} s "
-                        f"(Retry-After), more than http.max_retry_wait_s={self.settings.max_retry_wait_s:g}"
-                    ) from exc.error
-                # Retry-After is a minimum: add a little jitter on top, never subtract.
-                delay = retry_after + self._rng.uniform(0, min(1.0, retry_after * 0.1 + 0.05))
-            else:
-                ceiling = min(
-                    self.settings.backoff_cap_s,
-                    self.settings.backoff_base_s * (2 ** (state.attempt_number - 1)),
-                )
-                delay = self._rng.uniform(0, ceiling)
+            spent["tokens"] += cost
+            delay = state.next_action.sleep if state.next_action is not None else 0.0
             self.stats.record_wait(delay)
             _log.debug(
                 "request_retry_scheduled",
@@ -263,25 +308,21 @@ class Http:
                 attempt=state.attempt_number,
                 wait_s=round(delay, 3),
             )
-            return delay
 
         retrying = Retrying(
             sleep=self.clock.sleep,
             stop=lambda state: state.attempt_number > self.settings.max_retries,
             wait=wait,
             retry=retry_if_exception(should_retry),
+            before_sleep=before_sleep,
             reraise=True,
         )
         try:
             for attempt in retrying:
                 with attempt:
                     number = attempt.retry_state.attempt_number
-                    if check["due"]:
-                        check["due"] = False
-                        found = found_landed()
-                        if found is not None:
-                            self.budget.refund(refund["amount"])
-                            return found
+                    if check["due"] and (found := found_landed()) is not None:
+                        return found
                     response = self._attempt(
                         method,
                         url,
@@ -294,14 +335,16 @@ class Http:
                         expect_json=expect_json,
                         accept_statuses=accept_statuses,
                     )
-                    self.budget.refund(refund["amount"] if refund["amount"] else 1)
+                    self.budget.refund(spent["tokens"] if spent["tokens"] else 1)
                     return response
         except _Retry as exc:
-            if landed is not None and may_have_acted(exc):
-                found = found_landed()  # the last attempt may have acted although it failed
-                if found is not None:
-                    return found
+            if check["due"] and (found := found_landed()) is not None:
+                return found  # the last attempt may have acted although it failed
             raise exc.error from None
+        except RetryBudgetExceeded:
+            if check["due"] and (found := found_landed()) is not None:
+                return found  # the attempt before the refused retry may have acted
+            raise
         raise AssertionError("unreachable")  # pragma: no cover - tenacity either returns or raises
 
     # -- one attempt ------------------------------------------------------------------------
@@ -341,9 +384,11 @@ class Http:
                 timeout=(self.settings.connect_timeout_s, self.settings.timeout_s),
                 proxies=proxies,
                 verify=verify,
+                stream=True,  # the body is read by _read_body, which caps its size
             )
             status = resp.status_code
-            return self._check(resp, method, route, expect_json=expect_json, accept=accept_statuses)
+            text = self._read_body(resp, method, route)
+            return self._check(resp, text, method, route, expect_json=expect_json, accept=accept_statuses)
         except requests.exceptions.ConnectTimeout as exc:
             raise self._transport(method, route, "connect timeout", exc, timeout=True, sent=False) from None
         except requests.exceptions.ReadTimeout as exc:
@@ -355,6 +400,16 @@ class Http:
         except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
             sent = not _never_connected(exc)
             raise self._transport(method, route, "connection error", exc, timeout=False, sent=sent) from None
+        except requests.exceptions.RequestException as exc:
+            # Anything else requests raises (TooManyRedirects, InvalidURL, InvalidHeader, ...) will
+            # not pass by itself: not retried. Its text may hold the URL, so only its type is named.
+            raise TransportError(
+                service=self.service,
+                method=method,
+                route=route,
+                status=status,
+                detail=f"request failed ({type(exc).__name__})",
+            ) from None
         finally:
             duration = self.clock.monotonic() - started
             self.stats.record(
@@ -387,7 +442,7 @@ class Http:
             status=None,
             detail=f"{what}: {type(exc).__name__}",
         )
-        return _Retry(error, retry_after=None, timeout=timeout, sent=sent)
+        return _Retry(error, timeout=timeout, sent=sent)
 
     def _fatal_transport(self, method: str, route: str, what: str, exc: Exception) -> TransportError:
         hint = (
@@ -403,9 +458,41 @@ class Http:
             detail=f"{what} ({type(exc).__name__}); {hint}",
         )
 
+    def _read_body(self, resp: requests.Response, method: str, route: str) -> str:
+        """The body as text, read in chunks; one over ``MAX_BODY_BYTES`` is a ``TransportError``."""
+        limit = MAX_BODY_BYTES
+        declared = resp.headers.get("Content-Length", "").strip()
+        too_big = declared.isdigit() and int(declared) > limit
+        content = bytearray()
+        if resp.raw is None:  # built in memory (an adapter without a stream): nothing left to read
+            content += resp.content or b""
+            too_big = too_big or len(content) > limit
+        elif not too_big:
+            for chunk in resp.iter_content(_CHUNK_BYTES):
+                content += chunk
+                if len(content) > limit:
+                    too_big = True
+                    break
+        if too_big:
+            resp.close()  # the rest is never read; the connection is not reused
+            raise TransportError(
+                service=self.service,
+                method=method,
+                route=route,
+                status=resp.status_code,
+                request_id=_request_id(resp.headers, None),
+                detail=f"response body over {limit / 2**20:g} MB",
+            )
+        # JSON is UTF-8 (RFC 8259); requests' charset guessing is slow on large bodies.
+        try:
+            return content.decode(resp.encoding or "utf-8", errors="replace")
+        except LookupError:  # a charset Python does not know
+            return content.decode("utf-8", errors="replace")
+
     def _check(
         self,
         resp: requests.Response,
+        text: str,
         method: str,
         route: str,
         *,
@@ -413,7 +500,6 @@ class Http:
         accept: frozenset[int],
     ) -> HttpResponse:
         status = resp.status_code
-        text = resp.text
         body: Any = None
         parse_failed = False
         if text.strip() and (expect_json or status >= 400):
@@ -431,10 +517,11 @@ class Http:
                     request_id=_request_id(resp.headers, None),
                     detail="truncated or non-JSON response body",
                 )
-                raise _Retry(error, retry_after=None, timeout=False, sent=True)
+                raise _Retry(error, timeout=False, sent=True)
             return HttpResponse(status=status, headers=resp.headers, body=body, text=text, url=resp.url)
         code, request_id, fields, messages = _describe_error(body, resp.headers)
-        error_cls = api_error_for_status(status)
+        # 408: the server gave up waiting for the request; after the retries, a timeout like ours.
+        error_cls = TransportError if status == 408 else api_error_for_status(status)
         api_error: ApiError = error_cls(
             service=self.service,
             method=method,
@@ -446,6 +533,6 @@ class Http:
             server_messages=messages,
         )
         if status in RETRY_STATUSES:
-            retry_after = parse_retry_after(resp.headers.get("Retry-After"), now=self.clock.now())
-            raise _Retry(api_error, retry_after=retry_after, timeout=False, sent=True)
+            asked = server_wait(resp.headers, now=self.clock.now())
+            raise _Retry(api_error, asked=asked, timeout=False, sent=True)
         raise api_error

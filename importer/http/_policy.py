@@ -1,18 +1,29 @@
-"""HTTP policy values: clock, settings, Retry-After, route templates, retry budget, rate limiter, stats."""
+"""HTTP policy values: clock, settings, waits between retries, route templates, retry budget,
+rate limiter, stats."""
 
 from __future__ import annotations
 
 import email.utils
 import math
+import random
 import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import urlsplit
+
+# Waits between retries (assets-api.md §9 and §14.6, graph-api.md §4.2, reliability.md §5).
+# 429 and 503 say "slow down": without a wait named by the server, back off from 2 s, doubling up
+# to 60 s. A wait the server names is a minimum, but never under 1 s: Graph's $batch names 0.124 s,
+# which would be an immediate retry that still counts against the throttle.
+THROTTLE_STATUSES = frozenset({429, 503})
+THROTTLE_BACKOFF_START_S = 2.0
+THROTTLE_BACKOFF_CAP_S = 60.0
+MIN_SERVER_WAIT_S = 1.0
 
 
 class Clock(Protocol):
@@ -54,7 +65,7 @@ class HttpSettings:
     ca_bundle: str | None = None
     max_retries: int = 6
     max_retry_wait_s: float = 120.0
-    backoff_base_s: float = 0.5
+    backoff_base_s: float = 0.5  # connection errors, timeouts, 500/502/504; 429/503: THROTTLE_BACKOFF_*
     backoff_cap_s: float = 60.0
     retry_budget: int = 500
     requests_per_minute: float | None = None
@@ -86,6 +97,70 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
+
+
+def parse_rate_limit_reset(value: str | None, *, now: datetime) -> float | None:
+    """Seconds until an ``X-RateLimit-Reset`` time, or None if absent or unreadable.
+
+    Jira Cloud sends an ISO 8601 timestamp (``2026-11-29T12:00:05.123Z``, assets-api.md §9); one
+    without a zone is taken as UTC. A time already past gives 0.
+    """
+    if value is None or not value.strip():
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - now).total_seconds(), 0.0)
+
+
+def server_wait(headers: Mapping[str, str], *, now: datetime) -> tuple[float, str] | None:
+    """The wait an error response asks for and the header that said so: ``Retry-After``, else
+    ``X-RateLimit-Reset``; None when neither is there and readable."""
+    seconds = parse_retry_after(headers.get("Retry-After"), now=now)
+    if seconds is not None:
+        return seconds, "Retry-After"
+    seconds = parse_rate_limit_reset(headers.get("X-RateLimit-Reset"), now=now)
+    if seconds is not None:
+        return seconds, "X-RateLimit-Reset"
+    return None
+
+
+def retry_delay(
+    attempt: int,
+    *,
+    asked: float | None,
+    throttled: bool,
+    settings: HttpSettings,
+    rng: random.Random,
+) -> float:
+    """Seconds to wait before the next attempt.
+
+    Args:
+        attempt: attempts made so far (1 before the first retry).
+        asked: the wait the server named (``server_wait``), if any: honoured as a minimum of
+            ``MIN_SERVER_WAIT_S``, with a little jitter added on top, never subtracted.
+        throttled: a 429 or 503 without a named wait: exponential from
+            ``THROTTLE_BACKOFF_START_S`` (1-2 s, then 2-4 s, ...) capped at ``THROTTLE_BACKOFF_CAP_S``.
+            Otherwise (connection errors, timeouts, 500/502/504, truncated bodies) full jitter
+            from ``settings.backoff_base_s`` capped at ``settings.backoff_cap_s``: these are quick
+            to retry and usually pass at once.
+        settings: the backoff values and ``max_retry_wait_s``, which caps a computed backoff
+            (a named wait over it is refused by the caller instead).
+        rng: the jitter source.
+    """
+    if asked is not None:
+        wait = max(asked, MIN_SERVER_WAIT_S)
+        return wait + rng.uniform(0, min(1.0, wait * 0.1 + 0.05))
+    doubling = 2.0 ** min(attempt - 1, 30)
+    if throttled:
+        ceiling = min(THROTTLE_BACKOFF_CAP_S, THROTTLE_BACKOFF_START_S * doubling)
+        delay = rng.uniform(ceiling / 2, ceiling)  # never an immediate retry into a throttle
+    else:
+        delay = rng.uniform(0, min(settings.backoff_cap_s, settings.backoff_base_s * doubling))
+    return min(delay, settings.max_retry_wait_s)
 
 
 _ID_SEGMENT = re.compile(

@@ -158,6 +158,32 @@ def test_schema_list_follows_pages(client: AssetsClient) -> None:
 
 
 @responses.activate
+def test_schema_list_does_not_stop_on_a_short_page_without_an_echo(client: AssetsClient) -> None:
+    first = {"startAt": 0, "values": [{"id": "1", "objectSchemaKey": "A", "name": "A"}]}
+    second = {"startAt": 1, "values": [{"id": "2", "objectSchemaKey": "ENTRA", "name": "Entra"}]}
+    third: dict[str, Any] = {"startAt": 2, "values": []}
+    for start, body in ((0, first), (1, second), (2, third)):
+        responses.get(
+            f"{BASE}/objectschema/list",
+            json=body,
+            match=[matchers.query_param_matcher({"startAt": str(start), "maxResults": "100"})],
+        )
+    assert [s.key for s in client.list_schemas()] == ["A", "ENTRA"]
+
+
+def test_the_documented_rate_limit_default_is_the_configs() -> None:
+    """The module docstring names http.requests_per_minute and its real default; no dead constant."""
+    import importer.assets.client as module
+    from importer.config import HttpConfig
+
+    default = HttpConfig.model_fields["requests_per_minute"].default
+    doc = " ".join((module.__doc__ or "").split())
+    assert "http.requests_per_minute" in doc
+    assert f"{default} unless configured" in doc
+    assert not hasattr(module, "DEFAULT_REQUESTS_PER_MINUTE")
+
+
+@responses.activate
 def test_icons_accept_the_spec_example_shape_and_a_list(client: AssetsClient) -> None:
     spec = json.loads(SPEC.read_text(encoding="utf-8"))
     example = spec["paths"]["/icon/global"]["get"]["responses"]["200"]["content"]["application/json"][
@@ -251,6 +277,28 @@ def test_aql_follows_a_server_that_caps_max_results(client: AssetsClient) -> Non
 
 
 @responses.activate
+def test_aql_follows_a_server_that_caps_max_results_silently(client: AssetsClient) -> None:
+    """Asked for 500, the server sends 100 a page and echoes neither maxResults nor isLast: only an
+    empty page ends the search (assets-api.md §5), so no object goes unread."""
+    for start, count in ((0, 100), (100, 100), (200, 40), (240, 0)):
+        page = _page(start, count)
+        del page["maxResults"], page["isLast"]
+        _aql(page, start)
+    pages = list(client.iter_aql_pages("objectTypeId = 23"))
+    assert sum(len(p.objects) for p in pages) == 240
+    assert len(responses.calls) == 4
+
+
+@responses.activate
+def test_a_short_page_with_is_last_false_and_no_echo_is_not_the_end(client: AssetsClient) -> None:
+    first = _page(0, 100, is_last="false")
+    del first["maxResults"]
+    _aql(first, 0)
+    _aql(_page(100, 7, is_last="true"), 100)
+    assert sum(len(p.objects) for p in client.iter_aql_pages("objectTypeId = 23")) == 107
+
+
+@responses.activate
 def test_aql_raises_when_the_server_ignores_start_at(client: AssetsClient) -> None:
     responses.post(f"{BASE}/object/aql", json=_page(0, 500))
     with pytest.raises(PagingLoopError):
@@ -317,6 +365,36 @@ def test_datacenter_search_is_page_based_with_integer_ids() -> None:
     pages = list(client.iter_aql_pages("objectTypeId = 1", page_size=2))
     assert [len(p.objects) for p in pages] == [2, 2, 1]
     assert responses.calls[0].request.headers["Authorization"] == "Bearer pat"
+
+
+@responses.activate
+def test_datacenter_search_without_page_count_reads_to_the_empty_page() -> None:
+    """A Data Center answer without pageSize (the number of pages) or totalFilterCount: every page
+    is read until one comes back empty, not just the first."""
+    client = AssetsClient.datacenter(make_http(), site_url=DC)
+    entries = [
+        {"id": i, "objectKey": f"E-{i}", "label": "x", "objectType": {"id": 1}, "attributes": []}
+        for i in range(1, 6)
+    ]
+    for number, chunk in ((1, entries[0:2]), (2, entries[2:4]), (3, entries[4:5]), (4, [])):
+        body = {"objectEntries": chunk, "pageNumber": number}
+        responses.get(
+            f"{DC}/rest/assets/1.0/aql/objects",
+            json=body,
+            match=[matchers.query_param_matcher({"page": str(number)}, strict_match=False)],
+        )
+    pages = list(client.iter_aql_pages("objectTypeId = 1", page_size=2))
+    assert sum(len(p.objects) for p in pages) == 5
+    assert len(responses.calls) == 4
+
+
+@responses.activate
+def test_datacenter_search_raises_when_the_server_repeats_a_page() -> None:
+    client = AssetsClient.datacenter(make_http(), site_url=DC)
+    entries = [{"id": 1, "objectKey": "E-1", "label": "x", "objectType": {"id": 1}, "attributes": []}]
+    responses.get(f"{DC}/rest/assets/1.0/aql/objects", json={"objectEntries": entries})
+    with pytest.raises(PagingLoopError):
+        list(client.iter_aql_pages("objectTypeId = 1", page_size=1))
 
 
 @responses.activate

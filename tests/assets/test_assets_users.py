@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import responses
 from responses import matchers
 from structlog.testing import capture_logs
 
 from importer.assets.client import BasicAuth
 from importer.assets.users import AccountResolver
+from importer.errors import PagingLoopError
 
 from .conftest import SITE, make_http
 
@@ -84,3 +86,33 @@ def test_cache_is_used_seeded_and_snapshotted() -> None:
 
 def test_blank_email_is_none_without_a_request() -> None:
     assert _resolver().resolve("  ") is None
+
+
+ALL_USERS = f"{SITE}/rest/api/3/users/search"
+
+
+@responses.activate
+def test_prefetch_lists_every_account_when_the_server_caps_max_results() -> None:
+    """Asked for 1,000 a page, the site sends 100: the listing goes on to an empty page, so an
+    account on a later page resolves (it is not 'unknown' because the listing stopped early)."""
+    accounts = [_user(f"acc-{n}", f"user{n}@contoso.test") for n in range(250)]
+    for start in (0, 100, 200, 250):
+        responses.get(
+            ALL_USERS,
+            json=accounts[start : start + 100],
+            match=[matchers.query_param_matcher({"startAt": str(start), "maxResults": "1000"})],
+        )
+    resolver = _resolver()
+    assert resolver.prefetch() == 250
+    assert resolver.resolve("user180@contoso.test") == "acc-180"
+    assert resolver.resolve("user249@contoso.test") == "acc-249"
+    assert resolver.counts["unknown"] == 0
+    assert resolver.counts["lookups"] == 0  # resolved from the listing, no search per email
+    assert len(responses.calls) == 4
+
+
+@responses.activate
+def test_prefetch_raises_when_the_server_ignores_start_at() -> None:
+    responses.get(ALL_USERS, json=[_user("acc-1", "a@contoso.test")])
+    with pytest.raises(PagingLoopError):
+        _resolver().prefetch()

@@ -83,10 +83,15 @@ class FakeAuthority:
         """Answer the next token request with an error body."""
         self.refusals.append(Reply(status=status, body=body))
 
+    def answer(self, reply: Reply) -> None:
+        """Answer the next token request with ``reply`` (any status, headers, raw text)."""
+        self.refusals.append(reply)
+
     def _openid(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
         self.discovery_gets += 1
         if self.oidc is not None:
-            return self.oidc.status, {}, json.dumps(self.oidc.body)
+            reply = self.oidc
+            return reply.status, reply.headers, reply.raw if reply.raw is not None else json.dumps(reply.body)
         return 200, {}, json.dumps(self._config)
 
     def _instance(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
@@ -99,7 +104,7 @@ class FakeAuthority:
         self.token_posts.append(parse_qs(body))
         if self.refusals:
             reply = self.refusals.popleft()
-            return reply.status, {}, json.dumps(reply.body)
+            return reply.status, reply.headers, reply.raw if reply.raw is not None else json.dumps(reply.body)
         token = dict(sample("token-response-client-credentials.json"))
         token["access_token"] = f"token-{len(self.token_posts)}"
         return 200, {}, json.dumps(token)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 from structlog.testing import capture_logs
 
-from importer.errors import CredentialError
+from importer.errors import ApiThrottledError, CredentialError, RetriableError, TransportError
 from importer.graph import ClientCertificate, ClientSecret, GraphAuth, GraphCredentialError
 from importer.graph.auth import CLOUDS
 from importer.graph.credentials import load_certificate
@@ -302,3 +303,110 @@ def test_authority_shares_the_run_http_settings(clock: FakeClock, authority: Fak
     auth.token()
     assert graph_http.stats.by_service() == {"authority": 2}
     assert LOGIN in auth.authority
+
+
+def test_the_authority_honours_the_environments_ca_bundle_and_proxy(
+    clock: FakeClock, authority: FakeAuthority, rsps: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sharing the Graph session, the token calls still use REQUESTS_CA_BUNDLE and HTTPS_PROXY."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/corp/ca.pem")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.test:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    auth = GraphAuth(
+        tenant_id=TENANT, client_id=CLIENT, credential=ClientSecret(SECRET), http=Http("graph", clock=clock)
+    )
+    auth.token()
+    token_calls = [c for c in rsps.calls if c.request.url.endswith("/oauth2/v2.0/token")]
+    assert token_calls
+    for call in token_calls:
+        kwargs = call.request.req_kwargs  # type: ignore[attr-defined]
+        assert kwargs["verify"] == "/etc/corp/ca.pem"
+        assert kwargs["proxies"].get("https") == "http://proxy.corp.test:3128"
+
+
+_THROTTLE_BODY = {
+    "error": "temporarily_unavailable",
+    "error_description": "AADSTS50196: loop",
+    "error_codes": [50196],
+}
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pytest.param(Reply(status=429, body=_THROTTLE_BODY, headers={"Retry-After": "2"}), id="429-json"),
+        pytest.param(
+            Reply(status=429, raw="<html>Too Many Requests</html>", headers={"Retry-After": "2"}),
+            id="429-html",
+        ),
+        pytest.param(Reply(status=408, raw="", headers={"Retry-After": "2"}), id="408"),
+    ],
+)
+def test_a_throttled_token_request_is_retried_after_its_retry_after(
+    auth: GraphAuth, authority: FakeAuthority, clock: FakeClock, reply: Reply
+) -> None:
+    """A 429/408 from the token endpoint says nothing about the credential: wait, ask again."""
+    authority.answer(reply)
+    assert auth.token() == "token-2"
+    assert len(authority.token_posts) == 2
+    assert len(clock.sleeps) == 1
+    assert clock.sleeps[0] >= 2.0
+
+
+def test_a_token_endpoint_that_keeps_throttling_is_a_retriable_error_not_a_config_error(
+    auth: GraphAuth, authority: FakeAuthority
+) -> None:
+    """Exit 1 (try later), never exit 4 ('fix your config')."""
+    for _ in range(10):
+        authority.answer(Reply(status=429, body=_THROTTLE_BODY, headers={"Retry-After": "1"}))
+    with pytest.raises(ApiThrottledError) as caught:
+        auth.token()
+    assert not isinstance(caught.value, CredentialError)
+    assert isinstance(caught.value, RetriableError)
+    assert caught.value.exit_code == 1
+    assert caught.value.service == "authority"
+    assert len(authority.token_posts) == 4  # 1 + http.max_retries (3)
+
+
+@pytest.mark.parametrize(
+    ("status", "match"),
+    [
+        pytest.param(400, "could not be read", id="400-html"),
+        pytest.param(200, "non-JSON", id="200-html"),
+    ],
+)
+def test_an_unreadable_token_answer_is_a_transport_error_and_its_body_is_never_logged(
+    auth: GraphAuth, authority: FakeAuthority, caplog: pytest.LogCaptureFixture, status: int, match: str
+) -> None:
+    """A proxy's HTML page instead of a token answer: a retriable TransportError; the page (which may
+    name people or hold tokens) is in neither the error nor any log line, MSAL's included."""
+    page = "<html>Blocked by proxy for jane.doe@contoso.com PAGE-CANARY</html>"
+    for _ in range(4):
+        authority.answer(Reply(status=status, raw=page))
+    caplog.set_level(logging.DEBUG)
+    with capture_logs() as logs, pytest.raises(TransportError, match=match) as caught:
+        auth.token()
+    error = caught.value
+    assert isinstance(error, RetriableError)
+    assert error.service == "authority"
+    assert error.route == "/{tenant}/oauth2/v2.0/token"
+    assert "PAGE-CANARY" not in str(error) + repr(error)
+    assert "PAGE-CANARY" not in caplog.text
+    assert "PAGE-CANARY" not in json.dumps(logs, default=str)
+    assert error.__cause__ is None
+
+
+def test_an_unreadable_discovery_answer_names_neither_the_tenant_nor_the_page(
+    auth: GraphAuth, authority: FakeAuthority
+) -> None:
+    """A 404 web page at OIDC discovery (a wrong authority_host) is a config error; MSAL's
+    message, which quotes the discovery URL and the page, is not chained to it."""
+    authority.oidc = Reply(status=404, raw="<html>Not here PAGE-CANARY</html>")
+    with pytest.raises(GraphCredentialError, match="configuration could not be read") as caught:
+        auth.token()
+    error = caught.value
+    assert error.__cause__ is None
+    assert error.__suppress_context__
+    assert "PAGE-CANARY" not in str(error)
+    assert TENANT not in str(error)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from importer.http import parse_rate_limit_reset
 from importer.sandbox.assets import AssetsService
 from importer.sandbox.assets_testing import AssetsCaller, make_service, make_type
 
@@ -142,6 +144,19 @@ def test_requests_beyond_the_budget_get_429_with_retry_after(
     assert api.get("/objectschema/list").status == 200
     service.set_rate_limit(None)
     assert all(api.get("/icon/global").status == 200 for _ in range(10))
+
+
+def test_the_rate_limit_reset_time_is_one_the_importer_reads(
+    service: AssetsService, api: AssetsCaller
+) -> None:
+    """Without Retry-After the importer waits for X-RateLimit-Reset: the sandbox's form must parse."""
+    service.set_rate_limit(1)
+    assert api.get("/objectschema/list").status == 200
+    limited = api.get("/objectschema/list")
+    assert limited.status == 429
+    wait = parse_rate_limit_reset(limited.headers["X-RateLimit-Reset"], now=datetime.now(UTC))
+    assert wait is not None
+    assert 0 < wait <= 61
 
 
 def test_the_window_slides_and_refused_or_unauthenticated_requests_do_not_count(
