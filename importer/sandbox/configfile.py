@@ -39,7 +39,8 @@ def write_config(
     """Write config, key file and vault for the sandbox described by ``info``; return the config path.
 
     ``info`` is ``Sandbox.info()`` (the JSON line ``sandbox serve`` prints). Existing files are
-    replaced (a sandbox's credentials change at every start).
+    replaced (a sandbox's credentials change at every start), and an earlier state file there is
+    removed.
     """
     from importer.vault import Vault, VaultSettings
 
@@ -48,7 +49,10 @@ def write_config(
     stem = path.stem
     key_file = path.parent / f"{stem}.key"
     vault_file = path.parent / f"{stem}.vault"
-    for old in (key_file, vault_file):
+    # The state of an earlier sandbox on this path describes a workspace that is gone (the
+    # sandbox lives in memory) and was written under another log pepper: start it afresh.
+    state_files = [path.parent / f"{stem}.db{suffix}" for suffix in ("", "-wal", "-shm")]
+    for old in (key_file, vault_file, *state_files):
         old.unlink(missing_ok=True)
     passphrase = secrets.token_urlsafe(32)
     key_file.touch(mode=0o600)

@@ -14,6 +14,9 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+import structlog
+
+from importer.errors import PagingLoopError
 from importer.mapping import AccountEmail, Ref
 from importer.plan import Pending, differs
 
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Targets", "Writer"]
 
+_log = structlog.get_logger("importer.sync")
 _PREFETCH_ACCOUNTS = 20  # more unresolved emails than this: list all accounts once instead
 _AS_DESIRED: Mapping[str, NormValue] = MappingProxyType({})  # values of an object read as already desired
 
@@ -114,7 +118,13 @@ class Targets:
         cached = self.rt.state.get_accounts(keys) if keys else {}
         self.accounts = self.rt.accounts({k: c.account_id for k, c in cached.items()})
         if self.accounts.pending(keys) > _PREFETCH_ACCOUNTS:
-            self.accounts.prefetch()  # one request per 1,000 accounts instead of one per email
+            try:
+                self.accounts.prefetch()  # one request per 1,000 accounts instead of one per email
+            except PagingLoopError as exc:  # the site ignores startAt: look emails up one by one
+                _log.warning("account_listing_failed", error=str(exc))
+                self.warnings.append(
+                    f"the Jira account listing could not be paged ({exc}); emails are looked up one by one"
+                )
 
     def _account_keys(self, works: list[Work]) -> set[str]:
         return {

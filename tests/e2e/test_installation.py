@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from click.testing import CliRunner
 
 from importer.cli import main
+from importer.sandbox.app import Sandbox
+from importer.sandbox.configfile import write_config
 from importer.state import Installation, SqliteStateStore
 from tests.e2e.conftest import Env
 
@@ -66,3 +70,17 @@ def test_a_replaced_log_pepper_is_named_as_a_cause_of_the_tenant_mismatch(env: E
     assert "belongs to another Entra tenant" in text
     assert "log_pepper was changed" in text
     assert "restore the previous one" in text
+
+
+def test_a_new_sandbox_config_on_the_same_path_starts_with_a_fresh_state(tmp_path: Path) -> None:
+    """``sandbox serve --write-config`` twice on one path: the second sandbox is usable as is."""
+    with Sandbox(users=5, devices=5, seed=3) as first:
+        config = write_config(first.info(), tmp_path / "sb.yaml")
+        assert Env(sb=first, config=config).run("schema", "apply").code == 0
+        assert Env(sb=first, config=config).run("sync").code == 0
+    with Sandbox(users=5, devices=5, seed=4) as second:
+        config = write_config(second.info(), tmp_path / "sb.yaml")
+        env = Env(sb=second, config=config)
+        assert env.run("schema", "apply").code == 0
+        result = env.run("sync")
+        assert result.code == 0, result.err
