@@ -396,7 +396,25 @@ def test_rate_limiter_never_grants_more_than_the_limit_in_any_sliding_minute() -
         while stamps[start] <= t - 60.0:
             start += 1
         assert end - start + 1 <= 1000
-    assert stamps[-1] - stamps[0] < 3000 / 1000 * 60 * 1.02  # and only ~1% slower than the limit
+    assert stamps[-1] - stamps[0] < 3000 / 1000 * 60 * 1.03  # and under 3% slower than the limit
+
+
+def test_requests_that_arrive_up_to_a_second_late_still_keep_every_sliding_minute_under_the_limit() -> None:
+    """Grants reach the server late by varying amounts (threads, connects): arrivals are what count."""
+    clock = FakeClock()
+    limiter = RateLimiter(1000, clock=clock)
+    arrivals = []
+    for _ in range(5000):
+        limiter.acquire()
+        granted = clock.monotonic()
+        # the worst case: one minute's grants all arrive a second late, the next minute's at once
+        arrivals.append(granted + (1.0 if int(granted // 60) % 2 == 0 else 0.0))
+    arrivals.sort()
+    start = 0
+    for end, t in enumerate(arrivals):
+        while arrivals[start] <= t - 60.0:
+            start += 1
+        assert end - start + 1 <= 1000
 
 
 # -- real sockets: timeouts, dropped connections, CA bundle ---------------------------------
@@ -416,9 +434,16 @@ class _SlowHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        # The client timed out long ago: the late answer meets a broken pipe. The default prints a
+        # traceback to sys.stderr from the handler thread, into whatever test captures it then.
+        pass
+
+
 @pytest.fixture
 def slow_server() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
+    server = _QuietServer(("127.0.0.1", 0), _SlowHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -644,7 +669,7 @@ class _EndlessHandler(http.server.BaseHTTPRequestHandler):
 
 def test_an_endless_body_is_cut_at_the_cap_not_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("importer.http._client.MAX_BODY_BYTES", 1024 * 1024)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EndlessHandler)
+    server = _QuietServer(("127.0.0.1", 0), _EndlessHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
