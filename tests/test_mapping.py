@@ -125,6 +125,15 @@ def test_a_device_owner_becomes_a_reference_to_the_user_object() -> None:
     assert entry.uses_owner
 
 
+def test_the_attributes_taken_from_the_owner_are_marked_as_such() -> None:
+    """What a run leaves alone when a device's owner could not be read."""
+    entry = compiled(
+        {"Owner": {"reference": "users"}, "Owner id": {"from": "owner"}, "OS": "operatingSystem"},
+        source="devices",
+    )
+    assert {a.name for a in entry.attributes if a.from_owner} == {"Owner", "Owner id"}
+
+
 def test_filters_exclude_records() -> None:
     entry = compiled(
         {}, filter=['userType == "Member"', "accountEnabled != false", 'department in ["IT", "HR"]']

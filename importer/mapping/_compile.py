@@ -60,6 +60,7 @@ class CompiledAttribute:
     clear_on_null: bool
     reference: str | None
     options: tuple[str, ...]
+    from_owner: bool = False  # the value comes from the device's owner (a reference, or from: owner)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,7 @@ def compile_mapping(settings: Settings) -> dict[str, CompiledEntry]:
                 used.add(spec.from_)
         filters = [parse_filter(f) for f in entry.filter]
         used.update(f for f, _, _ in filters)
-        uses_owner = any(a.reference is not None or "owner" in used for a in attrs)
+        uses_owner = "owner" in used or any(a.from_owner for a in attrs)
         if entry.source == "devices" and uses_owner and settings.entra.owners == "intune":
             used.add("deviceId")
         used -= VIRTUAL_FIELDS
@@ -141,7 +142,9 @@ def _compile_attribute(name: str, spec: AttributeSpec, source: str) -> CompiledA
         def reference(_fields: Mapping[str, object], owner: str | None) -> object:
             return Ref(target, owner) if owner else None
 
-        return CompiledAttribute(name, "reference", reference, spec.clear_on_null, target, ())
+        return CompiledAttribute(
+            name, "reference", reference, spec.clear_on_null, target, (), from_owner=True
+        )
     vtype = "str" if spec.template else fields.get(spec.from_ or "", "str")
     steps = []
     for t in spec.transform:
@@ -164,7 +167,9 @@ def _compile_attribute(name: str, spec: AttributeSpec, source: str) -> CompiledA
             return AccountEmail(value)
         return value
 
-    return CompiledAttribute(name, kind, compute, spec.clear_on_null, None, tuple(spec.options))
+    return CompiledAttribute(
+        name, kind, compute, spec.clear_on_null, None, tuple(spec.options), from_owner=spec.from_ == "owner"
+    )
 
 
 def _field_fn(field: str) -> Callable[[Mapping[str, object], str | None], object]:

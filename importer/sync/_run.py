@@ -13,7 +13,7 @@ import structlog
 from importer.apply import ApplyResult, apply_plan
 from importer.crashpoints import crash_point
 from importer.errors import ConfigError
-from importer.mapping import CompiledEntry, compile_mapping, map_record
+from importer.mapping import compile_mapping, map_record
 from importer.plan import Current, Plan, TypeInput, build_plan, guard, type_order
 from importer.sync._lease import LeaseKeeper, RunInterrupted
 from importer.sync._model import Outcome, RunOptions, RunResult, Work, content_hash
@@ -347,7 +347,7 @@ def _map(work: Work, owners: OwnersRead | None, owners_unknown: Set[str]) -> Non
     owner-derived attributes: its owner is left as it is in Assets, not cleared.
     """
     key = work.entry.entry.key
-    from_owner = _owner_attributes(work.entry) if work.entry.uses_owner else frozenset()
+    from_owner = {a.name for a in work.entry.attributes if a.from_owner}
     for rec in work.read.records:
         owner = owners.owners.get(rec.id) if owners is not None else None
         desired = map_record(work.entry, rec.id, rec.fields, owner=owner.user_id if owner else None)
@@ -363,15 +363,6 @@ def _map(work: Work, owners: OwnersRead | None, owners_unknown: Set[str]) -> Non
         work.hashes[rec.id] = content_hash(values)
     for rec in work.read.removed:
         work.removed[rec.id] = rec.removed or "deleted"
-
-
-def _owner_attributes(entry: CompiledEntry) -> frozenset[str]:
-    """The attributes whose value comes from the device's owner (references, ``from: owner``)."""
-    return frozenset(
-        name
-        for name, spec in entry.entry.attributes.items()
-        if spec.reference is not None or spec.from_ == "owner"
-    )
 
 
 def _dependency_order(works: list[Work]) -> list[Work]:
